@@ -1,0 +1,61 @@
+"""r3f-repro: R3F/R4F fine-tuning (Aghajanyan et al., ICLR 2021) for Hugging Face models.
+
+Public names are imported lazily, so that ``python -m r3f_utils check`` and the registry tools do not pay
+for importing torch and transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # the R3F objective (pure torch)
+    "R3FConfig": "r3f",
+    "symmetric_kl": "r3f",
+    "r3f_classification_loss": "r3f",
+    "r3f_seq2seq_loss": "r3f",
+    # noise on the input embeddings
+    "sample_noise": "noise",
+    "noised_input_embeddings": "noise",
+    # R4F
+    "apply_r4f": "r4f",
+    "save_r4f_model": "r4f",
+    "load_r4f_model": "r4f",
+    # Trainer integration
+    "R3FTrainer": "trainers",
+    "R3FSeq2SeqTrainer": "trainers",
+    "R3FLossMixin": "trainers",
+    # registry, results, checker
+    "load_registry": "registry",
+    "select_rows": "registry",
+    "RegistryRow": "registry",
+    "RegistryError": "registry",
+    "METRIC_NAMES": "registry",
+    "AGGREGATIONS": "registry",
+    "write_results": "results",
+    "read_results": "results",
+    "ResultRecord": "results",
+    "ResultsError": "results",
+    "check": "checker",
+    "Verdict": "checker",
+    "write_report": "report",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'r3f_utils' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

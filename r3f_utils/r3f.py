@@ -1,0 +1,188 @@
+"""The R3F objective, as pure tensor functions (no transformers import).
+
+Paper (Aghajanyan et al., ICLR 2021, eq. 1): ``L_R3F = L(θ) + λ · KL_S(g·f(x) ‖ g·f(x + z))`` with
+``KL_S(P, Q) = KL(P‖Q) + KL(Q‖P)`` and ``z ~ U(-ε, ε)`` or ``N(0, ε²)`` added to the input token embeddings.
+
+The reductions follow the official implementation (fairseq ``examples/rxf``), which is what the paper's
+numbers come from:
+
+* ``symmetric_kl``: both KL directions in float32, each summed over every element, the total divided by the
+  size of dim 0 (the batch). Neither side is detached.
+* classification (``sentence_prediction_r3f``): ``(CE_sum + λ · symm_kl · B) / B`` = mean cross-entropy
+  + λ · mean per-example symmetric KL. Regression heads: MSE only, the KL is computed but not added.
+* seq2seq (``label_smoothed_cross_entropy_r3f``): ``(LS_sum + λ · symm_kl · ntokens) / ntokens`` =
+  per-token label-smoothed CE + λ · per-sequence KL, where the KL is summed over all decoder positions,
+  padding included.
+
+Deviations are named options, off by default: ``padding_mask`` in :func:`symmetric_kl` and
+``kl_reduction="per_token"`` in :func:`r3f_seq2seq_loss` (KL over real target tokens only, per token).
+
+With gradient accumulation, fairseq divides the summed loss of all micro-batches by the summed sample size.
+Pass that total as ``num_items`` (the Trainer's ``num_items_in_batch``) to get exactly that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+NOISE_TYPES = ("uniform", "normal")
+SEQ2SEQ_KL_REDUCTIONS = ("per_sequence", "per_token")
+PASS_MODES = ("concat", "separate")
+
+
+@dataclass(frozen=True)
+class R3FConfig:
+    """Hyper-parameters of R3F.
+
+    Args:
+        eps: noise scale: the half-width of U(-eps, eps), or the standard deviation of N(0, eps). fairseq: 1e-5.
+        r3f_lambda: weight λ of the symmetric-KL term. fairseq: 1.0 (the RTE example uses 0.7).
+        noise_type: ``"uniform"`` (fairseq's default for classification) or ``"normal"`` (its default for
+            summarization).
+        seq2seq_kl: ``"per_sequence"`` (official: KL summed over all decoder positions incl. padding, / B) or
+            ``"per_token"`` (deviation: padding masked, divided by the number of target tokens).
+        pass_mode: ``"concat"`` runs the clean and the noised copy as one doubled batch, ``"separate"`` as two
+            forward calls. Both give the same objective (independent dropout masks, same detach rules, same
+            KL); ``concat`` is faster on CPU (see ``benchmarks/step_time.py``).
+    """
+
+    eps: float = 1e-5
+    r3f_lambda: float = 1.0
+    noise_type: str = "uniform"
+    seq2seq_kl: str = "per_sequence"
+    pass_mode: str = "concat"
+
+    def __post_init__(self) -> None:
+        for name in ("eps", "r3f_lambda"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(
+                    f"R3FConfig.{name} must be a finite number, got {value!r} ({type(value).__name__}); "
+                    "in YAML write 1.0e-5, not 1e-5 (PyYAML reads the latter as a string)"
+                )
+        if self.eps <= 0:
+            raise ValueError(f"R3FConfig.eps must be > 0, got {self.eps!r} (the paper and fairseq use 1e-5)")
+        if self.r3f_lambda < 0:
+            raise ValueError(f"R3FConfig.r3f_lambda must be >= 0, got {self.r3f_lambda!r} (the paper searched 0.1-5.0)")
+        for name, allowed in (("noise_type", NOISE_TYPES), ("seq2seq_kl", SEQ2SEQ_KL_REDUCTIONS),
+                              ("pass_mode", PASS_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"R3FConfig.{name} must be one of {', '.join(map(repr, allowed))}; "
+                                 f"got {getattr(self, name)!r}")
+
+
+class R3FLoss(NamedTuple):
+    """The total loss to back-propagate, its task part (CE/MSE) and the symmetric KL (per example/sequence)."""
+
+    loss: torch.Tensor
+    task_loss: torch.Tensor
+    symm_kl: torch.Tensor
+
+
+def symmetric_kl(
+    noised_logits: torch.Tensor, clean_logits: torch.Tensor, padding_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """KL(clean‖noised) + KL(noised‖clean) over the last dim, summed over all other elements, divided by dim 0.
+
+    Computed in float32; neither input is detached. ``padding_mask`` (deviation from the official code, which
+    sums padding positions too) has the shape of the logits without the last dim and is True where a position
+    is padding: those positions are left out of the sum (the divisor stays the batch size).
+    """
+    if noised_logits.shape != clean_logits.shape:
+        raise ValueError(f"symmetric_kl needs logits of one shape, got {tuple(noised_logits.shape)} and "
+                         f"{tuple(clean_logits.shape)}")
+    noised_log_p = F.log_softmax(noised_logits, dim=-1, dtype=torch.float32)
+    clean_log_p = F.log_softmax(clean_logits, dim=-1, dtype=torch.float32)
+    # F.kl_div(log q, p) = Σ p (log p - log q) = KL(p‖q); the two calls are fairseq's _get_symm_kl
+    pointwise = F.kl_div(noised_log_p, clean_log_p.exp(), reduction="none") + F.kl_div(
+        clean_log_p, noised_log_p.exp(), reduction="none"
+    )
+    if padding_mask is not None:
+        if padding_mask.shape != noised_logits.shape[:-1]:
+            raise ValueError(f"padding_mask must have shape {tuple(noised_logits.shape[:-1])} (logits without the "
+                             f"last dim), got {tuple(padding_mask.shape)}")
+        pointwise = pointwise.masked_fill(padding_mask.bool().unsqueeze(-1), 0.0)
+    return pointwise.sum() / noised_logits.size(0)
+
+
+def r3f_classification_loss(
+    clean_logits: torch.Tensor,
+    noised_logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    r3f_lambda: float,
+    regression: bool = False,
+    num_items: int | torch.Tensor | None = None,
+) -> R3FLoss:
+    """fairseq ``sentence_prediction_r3f``: mean CE (float32) on the clean logits + λ · mean symmetric KL.
+
+    For a regression head (``regression=True``) the task loss is the MSE and, as in fairseq, the KL is
+    returned for logging but not added. ``num_items`` is the number of examples the loss is normalised by
+    (all micro-batches of one optimiser step under gradient accumulation); default: this batch's size.
+    """
+    batch = clean_logits.size(0)
+    denominator = batch if num_items is None else num_items
+    if regression:
+        task_sum = F.mse_loss(clean_logits.view(-1).float(), labels.view(-1).float(), reduction="sum")
+        with torch.no_grad():
+            symm_kl = symmetric_kl(noised_logits, clean_logits)
+        return R3FLoss(task_sum / denominator, task_sum.detach() / batch, symm_kl)
+    task_sum = F.cross_entropy(clean_logits.float(), labels.view(-1), reduction="sum")
+    symm_kl = symmetric_kl(noised_logits, clean_logits)
+    loss = (task_sum + r3f_lambda * symm_kl * batch) / denominator
+    return R3FLoss(loss, task_sum.detach() / batch, symm_kl.detach())
+
+
+def label_smoothed_nll_sum(
+    logits: torch.Tensor, labels: torch.Tensor, epsilon: float, ignore_index: int = -100
+) -> torch.Tensor:
+    """Label-smoothed NLL summed over non-ignored tokens: ``(1-ε)·nll + ε/V·Σ_v -log p_v`` (float32).
+
+    This is fairseq's ``label_smoothed_nll_loss`` as of the paper (2020) and equals transformers'
+    ``LabelSmoother`` before its division by the number of tokens.
+    """
+    log_p = F.log_softmax(logits, dim=-1, dtype=torch.float32)
+    keep = labels.ne(ignore_index)
+    target = labels.masked_fill(~keep, 0).unsqueeze(-1)
+    nll = -log_p.gather(-1, target).squeeze(-1)
+    smooth = -log_p.sum(-1)
+    per_token = (1.0 - epsilon) * nll + (epsilon / log_p.size(-1)) * smooth
+    return per_token.masked_fill(~keep, 0.0).sum()
+
+
+def r3f_seq2seq_loss(
+    clean_logits: torch.Tensor,
+    noised_logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    r3f_lambda: float,
+    label_smoothing: float = 0.0,
+    kl_reduction: Literal["per_sequence", "per_token"] = "per_sequence",
+    ignore_index: int = -100,
+    num_items: int | torch.Tensor | None = None,
+) -> R3FLoss:
+    """fairseq ``label_smoothed_cross_entropy_r3f``: per-token label-smoothed CE + λ · per-sequence KL.
+
+    ``kl_reduction="per_sequence"`` (official) sums the KL over every decoder position, padding included, and
+    divides by the batch size; ``"per_token"`` masks padding and divides by the number of target tokens.
+    ``num_items`` is the number of target tokens the loss is normalised by (all micro-batches of one
+    optimiser step under gradient accumulation); default: this batch's target tokens.
+    """
+    if kl_reduction not in SEQ2SEQ_KL_REDUCTIONS:
+        raise ValueError(f"kl_reduction must be one of {SEQ2SEQ_KL_REDUCTIONS}, got {kl_reduction!r}")
+    ntokens = labels.ne(ignore_index).sum()
+    denominator = ntokens if num_items is None else num_items
+    task_sum = label_smoothed_nll_sum(clean_logits, labels, label_smoothing, ignore_index)
+    if kl_reduction == "per_sequence":
+        symm_kl = symmetric_kl(noised_logits, clean_logits)
+        kl_sum = symm_kl * ntokens  # fairseq: loss + λ · symm_kl · sample_size, sample_size = ntokens
+    else:
+        kl_sum = symmetric_kl(noised_logits, clean_logits, padding_mask=labels.eq(ignore_index)) * labels.size(0)
+        symm_kl = kl_sum / ntokens.clamp(min=1)
+    loss = (task_sum + r3f_lambda * kl_sum) / denominator
+    return R3FLoss(loss, task_sum.detach() / ntokens.clamp(min=1), symm_kl.detach())

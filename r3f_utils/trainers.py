@@ -1,0 +1,138 @@
+"""Trainer integration: ``R3FTrainer`` and ``R3FSeq2SeqTrainer`` override ``compute_loss`` only.
+
+Use them exactly like ``Trainer`` / ``Seq2SeqTrainer``, plus ``r3f=R3FConfig(...)``. In train mode a step
+runs the clean and the noised forward pass (one doubled batch by default) and one backward pass; eval and
+predict run one clean pass, no noise. ``r3f=None`` leaves the parent's behaviour untouched (standard
+fine-tuning). The mean symmetric KL of the logging interval is logged as ``symm_kl`` beside ``loss``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Seq2SeqTrainer, Trainer
+
+from r3f_utils.noise import noised_input_embeddings
+from r3f_utils.r3f import R3FConfig, R3FLoss, r3f_classification_loss, r3f_seq2seq_loss
+
+
+def _double(inputs: dict[str, Any], batch: int) -> dict[str, Any]:
+    """Every tensor with the batch as dim 0, repeated twice along it (clean copy first, noised copy second)."""
+    return {k: torch.cat([v, v]) if isinstance(v, torch.Tensor) and v.dim() > 0 and v.size(0) == batch else v
+            for k, v in inputs.items()}
+
+
+class R3FLossMixin:
+    """The R3F ``compute_loss`` shared by both trainers; ``_r3f_objective`` says which objective applies."""
+
+    _r3f_objective: str = "classification"
+
+    def _setup_r3f(self, r3f: R3FConfig | None) -> None:
+        if r3f is not None and not isinstance(r3f, R3FConfig):
+            raise TypeError(f"r3f must be an R3FConfig or None, got {type(r3f).__name__}")
+        self.r3f = r3f
+        self._symm_kl_sum = 0.0
+        self._symm_kl_count = 0
+        if r3f is None:
+            return
+        if getattr(self.args, "neftune_noise_alpha", None) is not None:
+            raise ValueError("R3F and NEFTune both add noise to the input embeddings, and NEFTune's would hit both "
+                             "R3F passes: set TrainingArguments(neftune_noise_alpha=None) or r3f=None")
+        if getattr(self, "compute_loss_func", None) is not None:
+            raise ValueError("R3F computes its own loss: do not pass compute_loss_func together with r3f")
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        if self.r3f is None or not model.training or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,  # type: ignore[misc]
+                                        num_items_in_batch=num_items_in_batch, **kwargs)
+        result, outputs = self._r3f_loss(model, inputs, num_items_in_batch)
+        self._symm_kl_sum += float(result.symm_kl)
+        self._symm_kl_count += 1
+        return (result.loss, outputs) if return_outputs else result.loss
+
+    def _r3f_loss(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any) -> tuple[R3FLoss, Any]:
+        r3f: R3FConfig = self.r3f  # type: ignore[assignment]
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        unwrapped = self.accelerator.unwrap_model(model)  # type: ignore[attr-defined]
+        seq2seq = self._r3f_objective == "seq2seq"
+        if seq2seq and "decoder_input_ids" not in inputs:
+            inputs["decoder_input_ids"] = unwrapped.prepare_decoder_input_ids_from_labels(labels=labels)
+        # fairseq detaches the noised embeddings for classification, not for seq2seq
+        noise = {"eps": r3f.eps, "noise_type": r3f.noise_type, "detach": not seq2seq}
+        batch = labels.size(0)
+        if r3f.pass_mode == "concat":
+            with noised_input_embeddings(unwrapped, rows=slice(batch, None), **noise):
+                outputs = model(**_double(inputs, batch))
+            clean_logits, noised_logits = outputs.logits[:batch], outputs.logits[batch:]
+        else:
+            outputs = model(**inputs)
+            with noised_input_embeddings(unwrapped, **noise):
+                noised_logits = model(**inputs).logits
+            clean_logits = outputs.logits
+        # normalise by num_items_in_batch exactly when the Trainer will not divide by the accumulation steps
+        scaled = bool(getattr(self, "model_accepts_loss_kwargs", False)) and num_items_in_batch is not None
+        num_items = num_items_in_batch if scaled else None
+        if seq2seq:
+            result = r3f_seq2seq_loss(
+                clean_logits, noised_logits, labels, r3f_lambda=r3f.r3f_lambda,
+                label_smoothing=self.args.label_smoothing_factor,  # type: ignore[attr-defined]
+                kl_reduction=r3f.seq2seq_kl, num_items=num_items,  # type: ignore[arg-type]
+            )
+        else:
+            config = getattr(unwrapped, "config", None)
+            problem = getattr(config, "problem_type", None)
+            if problem == "multi_label_classification":
+                raise ValueError("R3F is defined for single-label classification and regression heads, "
+                                 "not multi_label_classification")
+            regression = problem == "regression" or getattr(config, "num_labels", 2) == 1
+            result = r3f_classification_loss(clean_logits, noised_logits, labels, r3f_lambda=r3f.r3f_lambda,
+                                             regression=regression, num_items=num_items)
+        if scaled and getattr(self.args, "average_tokens_across_devices", False):  # type: ignore[attr-defined]
+            result = result._replace(loss=result.loss * self.accelerator.num_processes)  # type: ignore[attr-defined]
+        return result, outputs
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """Add the interval's mean symmetric KL to the training logs as ``symm_kl``."""
+        if "loss" in logs and self._symm_kl_count:
+            logs = {**logs, "symm_kl": round(self._symm_kl_sum / self._symm_kl_count, 6)}
+            self._symm_kl_sum, self._symm_kl_count = 0.0, 0
+        super().log(logs, *args, **kwargs)  # type: ignore[misc]
+
+
+class R3FTrainer(R3FLossMixin, Trainer):
+    """``transformers.Trainer`` with the R3F classification objective (fairseq ``sentence_prediction_r3f``).
+
+    Example::
+
+        trainer = R3FTrainer(model=model, args=TrainingArguments("out"), r3f=R3FConfig(r3f_lambda=0.7),
+                             train_dataset=train, processing_class=tokenizer)
+    """
+
+    _r3f_objective = "classification"
+
+    def __init__(self, *args: Any, r3f: R3FConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_r3f(r3f)
+
+
+class R3FSeq2SeqTrainer(R3FLossMixin, Seq2SeqTrainer):
+    """``transformers.Seq2SeqTrainer`` with the R3F seq2seq objective (fairseq ``label_smoothed_cross_entropy_r3f``).
+
+    The label smoothing is ``Seq2SeqTrainingArguments.label_smoothing_factor`` (the paper: 0.1).
+    """
+
+    _r3f_objective = "seq2seq"
+
+    def __init__(self, *args: Any, r3f: R3FConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_r3f(r3f)
