@@ -1,0 +1,214 @@
+"""``python -m r3f_utils``: validate | ls | reproduce | check | report (one small function each)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .registry import DEFAULT_REGISTRY, RegistryError, RegistryRow, load_registry, select_rows
+
+__all__ = ["main"]
+
+EPILOG = """examples:
+  python -m r3f_utils validate                              # registry incl. notebook parameters
+  python -m r3f_utils ls --rows 'table4.*'                  # list rows (fnmatch patterns)
+  python -m r3f_utils reproduce                             # smoke profile of every target row, CPU, offline
+  python -m r3f_utils reproduce --rows 'table2?.rte.*r3f' --profile paper --out runs
+  python -m r3f_utils reproduce --resume runs/20250101T120000Z --rows 'table2?.rte.*'
+  python -m r3f_utils check --results runs/20250101T120000Z --profile paper
+  python -m r3f_utils report --results runs/20250101T120000Z
+
+exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a run
+failed, 2 unusable input (registry invalid, no result files, malformed results.json).
+"""
+
+
+def _load(path: str, *, check_notebooks: bool = False) -> list[RegistryRow]:
+    return load_registry(path, check_notebooks=check_notebooks)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate the registry; exit 1 on any problem."""
+    try:
+        rows = _load(args.registry, check_notebooks=not args.no_notebooks)
+    except RegistryError as err:
+        print(f"registry invalid ({len(err.errors)} problems):", file=sys.stderr)
+        print("\n".join(f"  {e}" for e in err.errors), file=sys.stderr)
+        return 1
+    targets = sum(r.role == "target" for r in rows)
+    numbers = sum(len(r.metrics) for r in rows)
+    print(
+        f"{args.registry}: OK, {len(rows)} rows ({targets} target), {numbers} numbers"
+        + (" (notebooks not checked)" if args.no_notebooks else "")
+    )
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """List rows matching ``--rows``."""
+    rows = select_rows(_load(args.registry), args.rows)
+    if args.role:
+        rows = [r for r in rows if r.role == args.role]
+    for r in rows:
+        metrics = ", ".join(f"{k}={v:g}" for k, v in r.metrics.items())
+        print(f"{r.id:<42} {r.role:<8} {r.aggregation:<12} {r.experiment:<38} {metrics}")
+    print(f"{len(rows)} rows", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check results under ``--results`` against the registry; print the table."""
+    from .checker import check, exit_code, format_table
+    from .results import ResultsError, read_results
+
+    try:
+        rows = _load(args.registry)
+        records = read_results(args.results)
+    except (RegistryError, ResultsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not any(r.profile == args.profile for r in records):
+        found = sorted({r.profile for r in records})
+        print(
+            f"error: no results.json of profile {args.profile!r} under {args.results}"
+            + (f" (found profile {', '.join(found)}; see --profile)" if found else ""),
+            file=sys.stderr,
+        )
+        return 2
+    result = check(
+        select_rows(rows, args.rows), records, args.profile, include_reported=args.include_reported
+    )
+    print(format_table(result))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return exit_code(result)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write report.md / report.html for the results under ``--results``."""
+    from .checker import check
+    from .report import write_report
+    from .results import ResultsError, read_results
+
+    try:
+        rows = _load(args.registry)
+        records = read_results(args.results)
+    except (RegistryError, ResultsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = check(rows, records, args.profile, include_reported=True)
+    md_path, html_path = write_report(rows, result, args.out or args.results)
+    print(f"wrote {md_path} and {html_path}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run the selected rows' notebooks with papermill, then check the batch."""
+    from .checker import check, exit_code, format_table
+    from .results import ResultsError, read_results
+    from .runner import RunnerError, new_batch_dir, parse_override, plan_jobs, run_jobs, validate_jobs
+
+    try:
+        rows = select_rows(_load(args.registry), args.rows)
+        overrides = dict(parse_override(s) for s in args.set or [])
+        jobs = plan_jobs(rows, args.registry, profile=args.profile, seeds=args.seeds, overrides=overrides)
+        if not jobs:
+            raise RunnerError(f"no target row matches {args.rows}")
+        validate_jobs(jobs)
+    except (RegistryError, RunnerError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.resume:
+        batch = Path(args.resume)
+        if not batch.is_dir():
+            print(f"error: --resume {batch}: no such run folder", file=sys.stderr)
+            return 2
+    else:
+        batch = new_batch_dir(args.out)
+    print(f"{len(jobs)} runs into {batch}", file=sys.stderr)
+    outcomes = run_jobs(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    failed = [o for o in outcomes if o.status == "failed"]
+    for o in failed:
+        print(f"FAILED {o.job.folder}: {o.error} (see {o.run_dir})", file=sys.stderr)
+    print(f"{len(outcomes) - len(failed)} ok/skipped, {len(failed)} failed", file=sys.stderr)
+    try:
+        records = read_results(batch)
+    except ResultsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = check(rows, records, args.profile, include_reported=False)
+    print(format_table(result))
+    return max(exit_code(result), 1 if failed else 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of ``python -m r3f_utils``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m r3f_utils",
+        description="Result registry, batch runner, checker and report of r3f-repro.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report}")
+
+    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument(
+            "--registry", default=str(DEFAULT_REGISTRY), help="registry YAML (default: %(default)s)"
+        )
+        p.set_defaults(func=func)
+        return p
+
+    def rows_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--rows",
+            nargs="+",
+            action="extend",
+            metavar="PATTERN",
+            help="fnmatch patterns on row ids or experiment keys, e.g. 'table4.*'",
+        )
+
+    p = add("validate", cmd_validate, "validate the registry (fields, names, numbers, notebooks)")
+    p.add_argument("--no-notebooks", action="store_true", help="skip the notebook existence/parameter checks")
+    p = add("ls", cmd_ls, "list registry rows")
+    rows_arg(p)
+    p.add_argument("--role", choices=("target", "reported"))
+    p = add("reproduce", cmd_reproduce, "run rows' notebooks with papermill, then check them")
+    rows_arg(p)
+    p.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
+    p.add_argument(
+        "--seeds", type=int, help="run seeds 1..N (default: 1 for smoke, the aggregation's for paper)"
+    )
+    p.add_argument("--out", default="runs", help="parent of the timestamped batch folder (default: runs)")
+    p.add_argument(
+        "--resume", metavar="DIR", help="continue batch DIR: skip finished seeds, rerun failed ones"
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a notebook parameter")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    for name, func, text in (
+        ("check", cmd_check, "compare results with the registry"),
+        ("report", cmd_report, "write report.md and report.html"),
+    ):
+        p = add(name, func, text)
+        p.add_argument("--results", required=True, metavar="DIR", help="folder searched for results.json")
+        p.add_argument("--profile", choices=("paper", "smoke"), default="paper")
+        if name == "check":
+            rows_arg(p)
+            p.add_argument("--include-reported", action="store_true", help="also list reported rows")
+        else:
+            p.add_argument("--out", metavar="DIR", help="output folder (default: the results folder)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

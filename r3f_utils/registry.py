@@ -1,0 +1,486 @@
+"""The result registry: every number of the paper, as a validated list of ``RegistryRow``.
+
+``results_registry.yaml`` (``rows:``, a list) is read with ``yaml.safe_load`` only. Validation names the
+row and the field of every problem and suggests near matches for names. This module also holds the one
+list of metric names (``METRIC_NAMES``) and aggregations (``AGGREGATIONS``) the whole package uses.
+No torch/transformers import; papermill is imported only to check notebooks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "AGGREGATIONS",
+    "COMMON_PARAMETERS",
+    "DEFAULT_REGISTRY",
+    "METRIC_NAMES",
+    "ROLES",
+    "XNLI_LANGUAGES",
+    "DatasetRef",
+    "RegistryError",
+    "RegistryRow",
+    "SmokeSpec",
+    "check_metric_name",
+    "is_number_like",
+    "load_registry",
+    "select_rows",
+    "string_number_problems",
+]
+
+DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "results_registry.yaml"
+
+XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
+
+# metric name -> (what it measures, higher is better)
+METRIC_NAMES: dict[str, tuple[str, bool]] = {
+    "accuracy": ("accuracy x100", True),
+    "accuracy_matched": ("MNLI matched dev accuracy x100", True),
+    "accuracy_mismatched": ("MNLI mismatched dev accuracy x100", True),
+    "f1": ("F1 of the positive class x100", True),
+    "mcc": ("Matthews correlation x100", True),
+    "pearson": ("Pearson correlation x100", True),
+    "spearman": ("Spearman correlation x100", True),
+    "rouge1": ("ROUGE-1 F x100, Porter stemming", True),
+    "rouge2": ("ROUGE-2 F x100, Porter stemming", True),
+    "rougeL": ("sentence-level ROUGE-L F x100, Porter stemming", True),
+    "rougeLsum": ("summary-level ROUGE-L F x100 (one sentence per line), Porter stemming", True),
+    **{f"accuracy_{lang}": (f"XNLI {lang} test accuracy x100", True) for lang in XNLI_LANGUAGES},
+    "accuracy_avg": ("mean XNLI test accuracy over the 15 languages x100", True),
+    "forward_passes": ("forward passes per training step", False),
+    "backward_passes": ("backward passes per training step", False),
+    "cost_xfp": ("cost per training step in forward-pass units (a backward pass costs 2)", False),
+}
+
+# aggregation name -> (operation over seeds, number of seeds the paper used)
+AGGREGATIONS: dict[str, tuple[str, int]] = {
+    "max_of_10": ("max", 10),
+    "median_of_10": ("median", 10),
+    "mean_of_5": ("mean", 5),
+    "single": ("mean", 1),
+}
+
+ROLES = ("target", "reported")
+# parameters the runner injects into every notebook
+COMMON_PARAMETERS = ("row", "profile", "seed", "output_dir")
+
+_REQUIRED = (
+    "id",
+    "table",
+    "task",
+    "dataset",
+    "model",
+    "method",
+    "metrics",
+    "aggregation",
+    "tolerance",
+    "role",
+)
+_OPTIONAL = ("experiment", "notebook", "parameters", "smoke", "notes", "printed")
+_TOP_LEVEL = ("schema_version", "templates", "rows")
+_SMOKE_KEYS = ("parameters", "expected", "tolerance")
+_DATASET_KEYS = ("hub_id", "config", "split")
+_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NUMBER_LIKE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+class RegistryError(ValueError):
+    """An invalid registry; ``errors`` lists every problem, each naming the row and the field."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """Where a row's evaluation data comes from on the Hugging Face Hub."""
+
+    hub_id: str
+    config: str | None
+    split: str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SmokeSpec:
+    """Smoke profile of a target row: parameter overrides and values pinned from the tiny run."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)  # a null value drops the parameter
+    expected: dict[str, float] = field(default_factory=dict)
+    tolerance: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegistryRow:
+    """One registered result: a group of numbers the paper prints for one model/method on one dataset."""
+
+    id: str
+    table: str
+    task: str
+    dataset: DatasetRef
+    model: str
+    method: str
+    metrics: dict[str, float]
+    aggregation: str
+    tolerance: dict[str, float]
+    role: str
+    experiment: str
+    notebook: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    smoke: SmokeSpec = field(default_factory=SmokeSpec)
+    notes: tuple[str, ...] = ()
+    printed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seeds_needed(self) -> int:
+        """Number of seeds the paper's aggregation implies."""
+        return AGGREGATIONS[self.aggregation][1]
+
+    def parameters_for(self, profile: str) -> dict[str, Any]:
+        """Row parameters for ``profile``; smoke merges ``smoke.parameters`` over them (null drops a key)."""
+        params = dict(self.parameters)
+        if profile == "smoke":
+            for key, value in self.smoke.parameters.items():
+                if value is None:
+                    params.pop(key, None)
+                else:
+                    params[key] = value
+        return params
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def check_metric_name(name: str) -> None:
+    """Raise ValueError (with a "did you mean") when ``name`` is not in ``METRIC_NAMES``."""
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown metric name {name!r}{_suggest(name, METRIC_NAMES)}")
+
+
+def _number_problem(value: Any) -> str | None:
+    """Why ``value`` is not a usable number, or None when it is one."""
+    if isinstance(value, str) and _NUMBER_LIKE.match(value):
+        fixed = value.strip().lower()
+        if "e" in fixed:  # YAML 1.1 floats need a dot in the mantissa and a sign in the exponent
+            mantissa, exponent = fixed.split("e")
+            mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+            exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
+            fixed = f"{mantissa}e{exponent}"
+        why = (
+            "PyYAML reads exponent notation without a dot and a signed exponent as a string"
+            if "e" in fixed
+            else "it is quoted"
+        )
+        return f"{value!r} is a string, not a number ({why}); write {fixed}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} ({type(value).__name__}) is not a number"
+    if not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    return None
+
+
+def is_number_like(text: str) -> bool:
+    """True for strings such as ``"1e-5"`` that look like a number (PyYAML 1.1 leaves them strings)."""
+    return bool(_NUMBER_LIKE.match(text))
+
+
+def string_number_problems(value: Any, path: str) -> list[str]:
+    """``"<path>: <problem>"`` per number-like string in a parameter value (papermill passes strings on)."""
+    if isinstance(value, str):
+        return [f"{path}: {_number_problem(value)}"] if _NUMBER_LIKE.match(value) else []
+    if isinstance(value, Mapping):
+        return [e for k, v in value.items() for e in string_number_problems(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in string_number_problems(v, f"{path}[{i}]")]
+    return []
+
+
+class _RowParser:
+    """Validates one raw row; collects errors instead of stopping at the first."""
+
+    def __init__(self, raw: Mapping[str, Any], where: str, errors: list[str]):
+        self.raw, self.where, self.errors = raw, where, errors
+
+    def error(self, fld: str, message: str) -> None:
+        self.errors.append(f"{self.where}: field '{fld}': {message}")
+
+    def text(self, fld: str) -> str:
+        value = self.raw.get(fld)
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+            self.error(fld, f"expected a non-empty string, got {value!r}")
+            return ""
+        return str(value)
+
+    def metric_values(self, fld: str, value: Any) -> dict[str, float]:
+        if not isinstance(value, Mapping) or not value:
+            self.error(fld, f"expected a non-empty mapping metric name -> number, got {value!r}")
+            return {}
+        out: dict[str, float] = {}
+        for name, number in value.items():
+            if str(name) not in METRIC_NAMES:
+                self.error(fld, f"unknown metric name {name!r}{_suggest(str(name), METRIC_NAMES)}")
+                continue
+            problem = _number_problem(number)
+            if problem:
+                self.error(f"{fld}.{name}", problem)
+                continue
+            out[str(name)] = float(number)
+        return out
+
+    def tolerance(self, fld: str, value: Any, metrics: Mapping[str, float]) -> dict[str, float]:
+        if not isinstance(value, Mapping):
+            value = dict.fromkeys(metrics, value)  # one number for every metric
+        out: dict[str, float] = {}
+        for name, number in value.items():
+            if name not in metrics:
+                self.error(
+                    fld, f"tolerance for {name!r}, which is not among the metrics{_suggest(name, metrics)}"
+                )
+                continue
+            problem = _number_problem(number)
+            if problem or number < 0:
+                self.error(f"{fld}.{name}", problem or f"{number!r} is negative")
+                continue
+            out[name] = float(number)
+        for name in metrics:
+            if name not in value:
+                self.error(fld, f"no tolerance for metric {name!r}")
+        return out
+
+    def dataset(self) -> DatasetRef:
+        value = self.raw.get("dataset")
+        if not isinstance(value, Mapping):
+            self.error("dataset", f"expected a mapping with {', '.join(_DATASET_KEYS)}, got {value!r}")
+            return DatasetRef("", None, "")
+        for key in value:
+            if key not in _DATASET_KEYS:
+                self.error(f"dataset.{key}", f"unknown key{_suggest(str(key), _DATASET_KEYS)}")
+        hub_id, config, split = value.get("hub_id"), value.get("config"), value.get("split")
+        if not isinstance(hub_id, str) or not hub_id:
+            self.error("dataset.hub_id", f"expected a Hub dataset id, got {hub_id!r}")
+        if config is not None and not isinstance(config, str):
+            self.error("dataset.config", f"expected a string or null, got {config!r}")
+        if isinstance(split, list) and split and all(isinstance(s, str) for s in split):
+            split = tuple(split)
+        elif not isinstance(split, str) or not split:
+            self.error("dataset.split", f"expected a split name or a list of them, got {split!r}")
+        return DatasetRef(str(hub_id), config, split)
+
+    def parameters(self, fld: str, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(fld, f"expected a mapping parameter -> value, got {value!r}")
+            return {}
+        for key, item in value.items():
+            if key in COMMON_PARAMETERS:
+                self.error(f"{fld}.{key}", "is injected by the runner; do not set it in the registry")
+            for problem in string_number_problems(item, f"{fld}.{key}"):
+                self.error(problem.split(": ", 1)[0], problem.split(": ", 1)[1])
+        return {str(k): v for k, v in value.items()}
+
+    def smoke(self, metrics: Mapping[str, float]) -> SmokeSpec:
+        value = self.raw.get("smoke")
+        if value is None:
+            return SmokeSpec()
+        if not isinstance(value, Mapping):
+            self.error("smoke", f"expected a mapping with {', '.join(_SMOKE_KEYS)}, got {value!r}")
+            return SmokeSpec()
+        for key in value:
+            if key not in _SMOKE_KEYS:
+                self.error(f"smoke.{key}", f"unknown key{_suggest(str(key), _SMOKE_KEYS)}")
+        params = self.parameters("smoke.parameters", value.get("parameters"))
+        expected: dict[str, float] = {}
+        tolerance: dict[str, float] = {}
+        if value.get("expected") is not None:
+            expected = self.metric_values("smoke.expected", value["expected"])
+            if "tolerance" not in value:
+                self.error("smoke.tolerance", "required when smoke.expected is given")
+            else:
+                tolerance = self.tolerance("smoke.tolerance", value["tolerance"], expected)
+        return SmokeSpec(params, expected, tolerance)
+
+    def notes(self) -> tuple[str, ...]:
+        value = self.raw.get("notes")
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and all(isinstance(n, str) for n in value):
+            return tuple(value)
+        self.error("notes", f"expected a string or a list of strings, got {value!r}")
+        return ()
+
+    def parse(self) -> RegistryRow | None:
+        for key in self.raw:
+            if key not in _REQUIRED and key not in _OPTIONAL:
+                self.error(str(key), f"unknown field{_suggest(str(key), _REQUIRED + _OPTIONAL)}")
+        missing = [f for f in _REQUIRED if f not in self.raw]
+        for fld in missing:
+            self.error(fld, "missing required field")
+        if missing:
+            return None
+        row_id = self.text("id")
+        if row_id and not _ID_RE.match(row_id):
+            self.error(
+                "id", f"{row_id!r} may hold only letters, digits, '_', '.', '-' (it names run folders)"
+            )
+        aggregation = self.text("aggregation")
+        if aggregation and aggregation not in AGGREGATIONS:
+            self.error(
+                "aggregation",
+                f"unknown aggregation {aggregation!r}{_suggest(aggregation, AGGREGATIONS)}"
+                f" (known: {', '.join(AGGREGATIONS)})",
+            )
+        role = self.text("role")
+        if role and role not in ROLES:
+            self.error("role", f"unknown role {role!r}{_suggest(role, ROLES)} (known: {', '.join(ROLES)})")
+        metrics = self.metric_values("metrics", self.raw.get("metrics"))
+        notebook = self.raw.get("notebook")
+        if role == "target" and (not isinstance(notebook, str) or not notebook):
+            self.error("notebook", "a target row needs the notebook that reproduces it")
+        if role == "reported" and notebook is not None:
+            self.error("notebook", "a reported row is quoted from another paper and has no notebook")
+        if role == "target" and "parameters" not in self.raw:
+            self.error("parameters", "a target row needs the parameters that reproduce it")
+        printed = self.raw.get("printed") or {}
+        if not isinstance(printed, Mapping) or any(k not in metrics for k in printed):
+            self.error("printed", "expected a mapping metric -> printed text, for metrics of this row")
+            printed = {}
+        experiment = self.raw.get("experiment", row_id)
+        if not isinstance(experiment, str) or not _ID_RE.match(experiment):
+            self.error("experiment", f"expected an id-like string, got {experiment!r}")
+        return RegistryRow(
+            id=row_id,
+            table=self.text("table"),
+            task=self.text("task"),
+            dataset=self.dataset(),
+            model=self.text("model"),
+            method=self.text("method"),
+            metrics=metrics,
+            aggregation=aggregation,
+            tolerance=self.tolerance("tolerance", self.raw.get("tolerance"), metrics),
+            role=role,
+            experiment=str(experiment),
+            notebook=notebook if isinstance(notebook, str) else None,
+            parameters=self.parameters("parameters", self.raw.get("parameters")),
+            smoke=self.smoke(metrics),
+            notes=self.notes(),
+            printed={str(k): str(v) for k, v in printed.items()},
+        )
+
+
+def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
+    first: dict[str, RegistryRow] = {}
+    for row in rows:
+        other = first.setdefault(row.experiment, row)
+        if other is row:
+            continue
+        for attr in ("notebook", "parameters", "role"):
+            if getattr(row, attr) != getattr(other, attr):
+                errors.append(
+                    f"row '{row.id}': field '{attr}': differs from row '{other.id}', which shares"
+                    f" experiment '{row.experiment}' (rows of one experiment come from the same runs)"
+                )
+        if row.smoke.parameters != other.smoke.parameters:
+            errors.append(
+                f"row '{row.id}': field 'smoke.parameters': differs from row '{other.id}' of the same"
+                f" experiment '{row.experiment}'"
+            )
+
+
+def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> None:
+    import papermill  # heavy (jupyter); only needed here
+
+    declared: dict[Path, set[str] | None] = {}
+    for row in rows:
+        if row.notebook is None:
+            continue
+        path = (base / row.notebook).resolve()
+        if path not in declared:
+            if not path.is_file():
+                declared[path] = None
+            else:
+                declared[path] = set(papermill.inspect_notebook(str(path)))
+                for name in COMMON_PARAMETERS:
+                    if name not in declared[path]:
+                        errors.append(
+                            f"notebook '{row.notebook}': does not declare the common parameter"
+                            f" {name!r} in its 'parameters' cell"
+                        )
+        names = declared[path]
+        if names is None:
+            errors.append(f"row '{row.id}': field 'notebook': {row.notebook!r} does not exist ({path})")
+            continue
+        for fld, params in (("parameters", row.parameters), ("smoke.parameters", row.smoke.parameters)):
+            for key in params:
+                if key not in names:
+                    errors.append(
+                        f"row '{row.id}': field '{fld}.{key}': not declared by notebook"
+                        f" '{row.notebook}'{_suggest(key, names)}"
+                    )
+
+
+def load_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool = True) -> list[RegistryRow]:
+    """Read and validate the registry; raise RegistryError listing every problem (row id + field).
+
+    ``check_notebooks=False`` skips the checks that a target row's notebook exists and declares its
+    parameters (for unit tests of the other fields and for the fast ``check`` command).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise RegistryError([f"{path}: cannot read registry: {err}"]) from None
+    except yaml.YAMLError as err:
+        raise RegistryError([f"{path}: not valid YAML: {err}"]) from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("rows"), list):
+        raise RegistryError([f"{path}: expected a mapping with a top-level 'rows:' list"])
+    errors: list[str] = []
+    for key in data:
+        if key not in _TOP_LEVEL:
+            errors.append(f"{path}: unknown top-level key {key!r}{_suggest(str(key), _TOP_LEVEL)}")
+    rows: list[RegistryRow] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(data["rows"]):
+        if not isinstance(raw, Mapping):
+            errors.append(f"rows[{index}]: expected a mapping, got {raw!r}")
+            continue
+        row_id = raw.get("id")
+        where = f"row '{row_id}'" if isinstance(row_id, str) else f"rows[{index}]"
+        row = _RowParser(raw, where, errors).parse()
+        if row is None:
+            continue
+        if row.id in seen:
+            errors.append(f"row '{row.id}': field 'id': duplicate id (also rows[{seen[row.id]}])")
+        seen.setdefault(row.id, index)
+        rows.append(row)
+    _check_experiments(rows, errors)
+    if check_notebooks and not errors:
+        _check_notebooks(rows, path.parent, errors)
+    if errors:
+        raise RegistryError([f"{path}: {e}" if not e.startswith(str(path)) else e for e in errors])
+    return rows
+
+
+def select_rows(rows: Iterable[RegistryRow], patterns: Iterable[str] | None = None) -> list[RegistryRow]:
+    """Rows whose id or experiment matches any fnmatch pattern (all rows when ``patterns`` is empty)."""
+    pats = [p for p in (patterns or []) if p]
+    if not pats:
+        return list(rows)
+    return [
+        r
+        for r in rows
+        if any(fnmatch.fnmatchcase(r.id, p) or fnmatch.fnmatchcase(r.experiment, p) for p in pats)
+    ]

@@ -1,0 +1,268 @@
+"""The ``results.json`` a notebook run writes: schema, atomic writer and reader.
+
+Every run writes exactly one file, ``<run folder>/results.json``; the checker and the report read nothing
+else. The schema is versioned (``schema_version``); a reader refuses versions it does not know.
+No torch/transformers import here: versions are read with ``importlib.metadata``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypedDict
+
+from .registry import check_metric_name
+
+__all__ = [
+    "RESULTS_FILENAME",
+    "SCHEMA_VERSION",
+    "ResultRecord",
+    "ResultsError",
+    "read_results",
+    "write_results",
+]
+
+SCHEMA_VERSION = 1
+RESULTS_FILENAME = "results.json"
+# distributions whose versions every results.json records (None when not installed)
+_VERSIONED = ("torch", "transformers", "datasets", "evaluate", "rouge-score", "papermill")
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be written or read; the message names the file (and metric)."""
+
+
+class ResultsFile(TypedDict):
+    """The JSON object in ``results.json``, schema version 1."""
+
+    schema_version: int  # SCHEMA_VERSION of the writer
+    row: str  # registry row id or experiment key the run was started for (papermill parameter ``row``)
+    experiment: str  # experiment key (``extra["experiment"]`` if given, else ``row``)
+    profile: str  # "smoke" or "paper"
+    seed: int  # the run's seed
+    metrics: dict[str, float]  # metric name (registry.METRIC_NAMES) -> finite value, as the paper prints it
+    parameters: dict[str, Any]  # the resolved run parameters (JSON-serialisable)
+    versions: dict[str, str | None]  # python, r3f-repro and library versions
+    git_commit: str | None  # HEAD of the repository holding r3f_utils, None outside a git checkout
+    started_at: str | None  # ISO 8601 UTC
+    finished_at: str  # ISO 8601 UTC, when the file was written
+    extra: dict[str, Any]  # anything else the notebook wants to keep (timings, losses, sample counts)
+
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema_version": int,
+    "row": str,
+    "profile": str,
+    "seed": int,
+    "metrics": dict,
+    "parameters": dict,
+}
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One parsed ``results.json``."""
+
+    path: Path
+    row: str
+    experiment: str
+    profile: str
+    seed: int
+    metrics: dict[str, float]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    git_commit: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+
+def _utc_iso(value: datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.astimezone()  # naive datetimes are local time
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    try:
+        versions["r3f-repro"] = metadata.version("r3f-repro")
+    except metadata.PackageNotFoundError:  # running from a checkout that is not pip-installed
+        from . import __version__
+
+        versions["r3f-repro"] = __version__
+    for dist in _VERSIONED:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def _git_commit() -> str | None:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) == 40 else None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _check_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
+    checked: dict[str, float] = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ResultsError(
+                f"{where}: metric {name!r} is {value!r} ({type(value).__name__}), not a number"
+            )
+        if not math.isfinite(float(value)):
+            raise ResultsError(f"{where}: metric {name!r} is {value!r}, not a finite number")
+        checked[str(name)] = float(value)
+    return checked
+
+
+def write_results(
+    output_dir: str | Path,
+    *,
+    row: str,
+    profile: str,
+    seed: int,
+    metrics: Mapping[str, float],
+    parameters: Mapping[str, Any],
+    started_at: datetime | str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``output_dir/results.json`` atomically and return its path.
+
+    Metric names must be registry metric names (``registry.METRIC_NAMES``) and values finite numbers; keep
+    anything else in ``extra``. An existing ``results.json`` is never overwritten.
+    """
+    out_dir = Path(output_dir)
+    target = out_dir / RESULTS_FILENAME
+    if target.exists():
+        raise ResultsError(f"{target}: already exists; a run folder is written once (use a new output_dir)")
+    if profile not in ("smoke", "paper"):
+        raise ResultsError(f"{target}: profile must be 'smoke' or 'paper', not {profile!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ResultsError(f"{target}: seed must be an int, not {seed!r}")
+    if not metrics:
+        raise ResultsError(f"{target}: no metrics given")
+    for name in metrics:
+        try:
+            check_metric_name(str(name))
+        except ValueError as err:
+            raise ResultsError(f"{target}: {err} (put other numbers in `extra`)") from None
+    extra_dict = dict(extra or {})
+    payload: ResultsFile = {
+        "schema_version": SCHEMA_VERSION,
+        "row": row,
+        "experiment": str(extra_dict.get("experiment", row)),
+        "profile": profile,
+        "seed": int(seed),
+        "metrics": _check_metrics(metrics, str(target)),
+        "parameters": dict(parameters),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "started_at": _utc_iso(started_at),
+        "finished_at": _utc_iso(datetime.now(timezone.utc)) or "",
+        "extra": extra_dict,
+    }
+    try:
+        text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ResultsError(f"{target}: parameters/extra are not JSON-serialisable: {err}") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".results-", suffix=".json.tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp_name, target)  # atomic and fails if target appeared meanwhile: never overwrites
+        except FileExistsError:
+            raise ResultsError(f"{target}: already exists; a run folder is written once") from None
+        except OSError:  # file systems without hard links
+            os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return target
+
+
+def _parse(path: Path) -> ResultRecord:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsError(f"{path}: not a readable JSON file: {err}") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: schema_version {version!r} is not supported (this reader: {SCHEMA_VERSION})"
+        )
+    for key, kind in _REQUIRED.items():
+        if key not in data:
+            raise ResultsError(f"{path}: missing key {key!r}")
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            raise ResultsError(f"{path}: key {key!r} should be {kind.__name__}, got {data[key]!r}")
+    metrics: dict[str, float] = {}
+    for name, value in data["metrics"].items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResultsError(f"{path}: metric {name!r} is {value!r}, not a number")
+        metrics[name] = float(value)  # NaN/inf pass here; the checker reports them as `invalid`
+    return ResultRecord(
+        path=path,
+        row=data["row"],
+        experiment=str(data.get("experiment") or data["row"]),
+        profile=data["profile"],
+        seed=data["seed"],
+        metrics=metrics,
+        parameters=data["parameters"],
+        versions=data.get("versions") or {},
+        git_commit=data.get("git_commit"),
+        started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"),
+        extra=data.get("extra") or {},
+        schema_version=version,
+    )
+
+
+def read_results(root: str | Path) -> list[ResultRecord]:
+    """Read every ``results.json`` under ``root`` (recursively), sorted by path.
+
+    Raises ResultsError naming the file for a malformed file, and when ``root`` does not exist.
+    """
+    base = Path(root)
+    if not base.exists():
+        raise ResultsError(f"{base}: results folder does not exist")
+    if base.is_file():
+        return [_parse(base)]
+    return [_parse(path) for path in sorted(base.rglob(RESULTS_FILENAME))]

@@ -1,0 +1,268 @@
+"""Batch execution of registry rows with papermill: one run folder per (experiment, seed).
+
+Layout: ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipynb`` (executed),
+``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
+Seeds are numbered 1..N. Rows that share an ``experiment`` (Table 2's best and median halves) run once per
+seed; the notebook gets the experiment key as its ``row`` parameter. A run folder is never overwritten:
+``resume`` skips seeds with a ``results.json`` and moves a failed seed's folder aside before rerunning it.
+No torch/transformers import; papermill and tqdm are imported when needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .registry import COMMON_PARAMETERS, RegistryRow, is_number_like, string_number_problems
+from .results import RESULTS_FILENAME
+
+__all__ = ["Job", "JobOutcome", "RunnerError", "parse_override", "plan_jobs", "run_jobs", "validate_jobs"]
+
+# the smoke profile runs offline and on CPU unless the caller's environment says otherwise
+_SMOKE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "CUDA_VISIBLE_DEVICES": "",
+}
+
+
+class RunnerError(ValueError):
+    """A run plan that cannot start (unknown parameter, missing notebook, bad override)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook execution: an experiment at one seed."""
+
+    experiment: str
+    rows: tuple[str, ...]  # registry rows this run feeds
+    notebook: Path
+    seed: int
+    profile: str
+    parameters: dict[str, Any]  # row parameters, without the four common ones
+
+    @property
+    def folder(self) -> Path:
+        """Run folder relative to the batch folder."""
+        return Path(self.experiment) / f"seed-{self.seed}"
+
+    def injected(self, run_dir: Path) -> dict[str, Any]:
+        """All papermill parameters: the row's plus ``row``, ``profile``, ``seed``, ``output_dir``."""
+        return {
+            **self.parameters,
+            "row": self.experiment,
+            "profile": self.profile,
+            "seed": self.seed,
+            "output_dir": str(run_dir.resolve()),
+        }
+
+
+@dataclass
+class JobOutcome:
+    """What happened to one job."""
+
+    job: Job
+    run_dir: Path
+    status: str  # "ok", "skipped" (resume: already finished) or "failed"
+    error: str = ""
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` (value read with ``yaml.safe_load``; ``1e-5`` becomes the float 1e-05)."""
+    if "=" not in text:
+        raise RunnerError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str) and is_number_like(value):
+        value = float(value)
+    return key.strip(), value
+
+
+def plan_jobs(
+    rows: Sequence[RegistryRow],
+    registry_path: str | Path,
+    *,
+    profile: str = "smoke",
+    seeds: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> list[Job]:
+    """One job per (experiment of a selected target row, seed). Seeds 1..N; default N: 1 for smoke, the
+    seeds the aggregation implies for paper (10 for max/median_of_10, 5 for mean_of_5)."""
+    if profile not in ("smoke", "paper"):
+        raise RunnerError(f"profile must be 'smoke' or 'paper', not {profile!r}")
+    if seeds is not None and seeds < 1:
+        raise RunnerError(f"--seeds must be at least 1, not {seeds}")
+    base = Path(registry_path).resolve().parent
+    experiments: dict[str, list[RegistryRow]] = {}
+    for row in rows:
+        if row.role == "target":
+            experiments.setdefault(row.experiment, []).append(row)
+    jobs: list[Job] = []
+    for experiment, members in experiments.items():
+        first = members[0]
+        assert first.notebook is not None  # validated by the registry
+        params = {**first.parameters_for(profile), **(overrides or {})}
+        n = seeds or (1 if profile == "smoke" else max(r.seeds_needed for r in members))
+        jobs.extend(
+            Job(experiment, tuple(r.id for r in members), base / first.notebook, seed, profile, params)
+            for seed in range(1, n + 1)
+        )
+    return jobs
+
+
+def validate_jobs(jobs: Sequence[Job]) -> None:
+    """Fail before anything runs: missing notebooks, undeclared parameters, number-like strings."""
+    import papermill
+
+    declared: dict[Path, set[str]] = {}
+    errors: list[str] = []
+    for job in jobs:
+        if job.notebook not in declared:
+            if not job.notebook.is_file():
+                raise RunnerError(f"{job.experiment}: notebook {job.notebook} does not exist")
+            declared[job.notebook] = set(papermill.inspect_notebook(str(job.notebook)))
+        names = declared[job.notebook]
+        for key in [*job.parameters, *COMMON_PARAMETERS]:
+            if key not in names:
+                errors.append(
+                    f"{job.experiment}: parameter {key!r} is not declared by {job.notebook.name}"
+                    f" (declared: {', '.join(sorted(names))})"
+                )
+        errors.extend(
+            f"{job.experiment}: {e}" for k, v in job.parameters.items() for e in string_number_problems(v, k)
+        )
+    if errors:
+        raise RunnerError("\n".join(dict.fromkeys(errors)))
+
+
+def new_batch_dir(out: str | Path) -> Path:
+    """A fresh ``<out>/<UTC timestamp>`` folder (suffixed ``-2``, ``-3``... if the second is taken)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        candidate = Path(out) / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            continue
+    raise RunnerError(f"cannot create a new run folder under {out}")
+
+
+@contextlib.contextmanager
+def _kernel_environment(profile: str) -> Iterator[None]:
+    """Let the kernel import this checkout's r3f_utils; run smoke offline on CPU (caller's env wins)."""
+    saved = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, saved.get("PYTHONPATH", "")) if p)
+    if profile == "smoke":
+        for key, value in _SMOKE_ENV.items():
+            os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _describe_failure(err: BaseException) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        first = next((ln for ln in err.source.splitlines() if ln.strip()), "")
+        return (
+            f"cell {err.cell_index} (execution count {err.exec_count}) `{first.strip()[:80]}` raised"
+            f" {err.ename}: {err.evalue}"
+        )
+    return f"{type(err).__name__}: {err}"
+
+
+def _run_one(job: Job, run_dir: Path, kernel_name: str) -> JobOutcome:
+    import papermill
+
+    run_dir.mkdir(parents=True, exist_ok=False)  # never reuse a run folder
+    handler = logging.FileHandler(run_dir / "papermill.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("papermill")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    start = datetime.now(timezone.utc)
+    try:
+        papermill.execute_notebook(
+            str(job.notebook),
+            str(run_dir / "notebook.ipynb"),
+            parameters=job.injected(run_dir),
+            kernel_name=kernel_name,
+            cwd=str(job.notebook.parent),
+            log_output=True,
+            progress_bar=False,
+        )
+        status, error = "ok", ""
+        if not (run_dir / RESULTS_FILENAME).is_file():
+            status, error = "failed", f"the notebook finished without writing {RESULTS_FILENAME}"
+    except Exception as err:  # any failure of one run must not stop the batch
+        status, error = "failed", _describe_failure(err)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+    if error:
+        (run_dir / "error.txt").write_text(error + "\n", encoding="utf-8")
+    seconds = (datetime.now(timezone.utc) - start).total_seconds()
+    return JobOutcome(job, run_dir, status, error, seconds)
+
+
+def _move_aside(run_dir: Path) -> None:
+    for n in range(1, 1000):
+        target = run_dir.with_name(f"{run_dir.name}.failed-{n}")
+        if not target.exists():
+            run_dir.rename(target)
+            return
+    raise RunnerError(f"{run_dir}: too many failed attempts kept")
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    batch_dir: Path,
+    *,
+    resume: bool = False,
+    kernel_name: str = "python3",
+    show_progress: bool = True,
+) -> list[JobOutcome]:
+    """Execute ``jobs`` one after another into ``batch_dir``; a failing job does not stop the others."""
+    from tqdm.auto import tqdm
+
+    outcomes: list[JobOutcome] = []
+    with (
+        _kernel_environment(jobs[0].profile if jobs else "smoke"),
+        tqdm(jobs, desc="reproduce", unit="run", file=sys.stderr, disable=not show_progress) as bar,
+    ):
+        for job in bar:
+            bar.set_postfix_str(str(job.folder))
+            run_dir = batch_dir / job.folder
+            if run_dir.exists():
+                if not resume:
+                    raise RunnerError(f"{run_dir} exists; run folders are never overwritten")
+                if (run_dir / RESULTS_FILENAME).is_file():
+                    outcomes.append(JobOutcome(job, run_dir, "skipped"))
+                    continue
+                _move_aside(run_dir)
+            outcome = _run_one(job, run_dir, kernel_name)
+            if outcome.status == "failed":
+                bar.write(f"FAILED {job.folder}: {outcome.error}")
+            outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,59 @@
+"""GPU tier: the CUDA and mixed-precision paths of R3F. Skipped without a CUDA device; never in CI.
+
+Run on a GPU machine with ``python -m pytest -m gpu tests/gpu``.
+"""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+import torch
+from transformers import Seq2SeqTrainingArguments, TrainingArguments, default_data_collator
+
+from r3f_utils import R3FConfig, R3FSeq2SeqTrainer, R3FTrainer, apply_r4f, symmetric_kl
+from r3f_utils.tiny_models import build_tiny_model
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_symmetric_kl_is_float32_under_half_precision(dtype: torch.dtype) -> None:
+    a = torch.randn(4, 16, 50, device="cuda", dtype=dtype)
+    b = a + 1e-3 * torch.randn_like(a)
+    kl = symmetric_kl(a, b)
+    assert kl.dtype == torch.float32 and torch.isfinite(kl)
+    ref = symmetric_kl(a.float(), b.float())
+    assert kl.item() == pytest.approx(ref.item(), rel=1e-3)
+
+
+def _data(n: int = 32, length: int = 16, target: int | None = None) -> datasets.Dataset:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 60, (n, length), generator=g)
+    labels = torch.randint(5, 60, (n, target), generator=g).tolist() if target else [i % 2 for i in range(n)]
+    return datasets.Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * length] * n,
+                                       "labels": labels})
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_r4f_classification_trains_on_cuda(precision: str, tmp_path) -> None:
+    model, _ = build_tiny_model("tiny-roberta", num_labels=2)
+    apply_r4f(model)
+    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=8, max_steps=8, report_to=[],
+                             save_strategy="no", logging_steps=2, **{precision: True})
+    trainer = R3FTrainer(model=model, args=args, r3f=R3FConfig(), train_dataset=_data(),
+                         data_collator=default_data_collator)
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert all(torch.isfinite(torch.tensor(h["loss"])) and h["symm_kl"] >= 0 for h in logged)
+    assert next(model.parameters()).is_cuda
+
+
+def test_seq2seq_bf16_step_on_cuda(tmp_path) -> None:
+    model, _ = build_tiny_model("tiny-bart")
+    args = Seq2SeqTrainingArguments(str(tmp_path), per_device_train_batch_size=8, max_steps=4, report_to=[],
+                                    save_strategy="no", bf16=True, label_smoothing_factor=0.1, logging_steps=1)
+    trainer = R3FSeq2SeqTrainer(model=model, args=args, r3f=R3FConfig(noise_type="normal"),
+                                train_dataset=_data(target=6), data_collator=default_data_collator)
+    trainer.train()
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in trainer.state.log_history if "loss" in h)

@@ -1,0 +1,138 @@
+"""Report: Markdown/HTML content, and the HTML rendered in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from r3f_utils.checker import check
+from r3f_utils.cli import main
+from r3f_utils.registry import DEFAULT_REGISTRY, load_registry
+from r3f_utils.report import render_markdown, write_report
+from r3f_utils.results import ResultRecord
+
+TOY = Path(__file__).resolve().parents[1] / "fixtures" / "registry" / "toy_registry.yaml"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _records() -> list[ResultRecord]:
+    def rec(row, **metrics):
+        return ResultRecord(Path(f"/r/{row}/results.json"), row, row, "paper", 1, metrics)
+
+    return [
+        rec("table4.cnn_dailymail.bart_r3f", rouge1=43.5, rouge2=21.0, rougeLsum=41.2),
+        rec("table1.r3f_r4f", forward_passes=2, backward_passes=1, cost_xfp=4),
+    ]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    rows = load_registry(DEFAULT_REGISTRY, check_notebooks=False)
+    result = check(rows, _records(), "paper")
+    md, html = write_report(rows, result, tmp_path_factory.mktemp("report"))
+    return rows, md, html
+
+
+class _Table(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict] = []
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr" and dict(attrs).get("data-row"):
+            self.rows.append(dict(attrs))
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def test_markdown_has_one_line_per_registered_metric(report):
+    rows, md, _ = report
+    lines = [ln for ln in md.read_text().splitlines() if ln.startswith("| table")]
+    assert len(lines) == sum(len(r.metrics) for r in rows) == 228
+    assert any(
+        "table4.cnn_dailymail.bart_r3f" in ln and "rouge1" in ln and "43.50" in ln and "below" in ln
+        for ln in lines
+    )
+    assert any("1 + S = 2" in ln for ln in lines)  # formula cells shown as printed
+    assert (md.parent / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_is_self_contained(report):
+    _, _, html = report
+    parser = _Table()
+    parser.feed(html.read_text())
+    assert len(parser.rows) == 228
+    (image,) = parser.images
+    assert image["src"].startswith("data:image/png;base64,")
+    assert not re.search(r'(src|href)="(http|//)', html.read_text())
+
+
+def test_empty_results_still_render(tmp_path):
+    rows = load_registry(TOY, check_notebooks=False)
+    text = render_markdown(rows, check(rows, [], "smoke"))
+    assert text.count("| toy.") == 6
+
+
+def test_cli_report(tmp_path, capsys):
+    from r3f_utils.results import write_results
+
+    write_results(
+        tmp_path / "toy.single" / "seed-1",
+        row="toy.single",
+        profile="paper",
+        seed=1,
+        metrics={"accuracy": 50.2},
+        parameters={},
+    )
+    assert main(["report", "--results", str(tmp_path), "--registry", str(TOY)]) == 0
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="chromium not installed (apt-get install -y --no-install-recommends chromium);"
+    " this test always runs when CI is set",
+)
+def test_html_renders_in_headless_chromium(report, tmp_path):
+    assert CHROMIUM, "CI is set but chromium is not installed"
+    rows, _, html = report
+    dom = _chromium("--virtual-time-budget=5000", "--dump-dom", html.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    parser = _Table()
+    parser.feed(dom.stdout)
+    assert len(parser.rows) == sum(len(r.metrics) for r in rows)  # one line per registered metric
+    (image,) = parser.images
+    width, height = (int(x) for x in image["data-rendered"].split("x"))  # set by onload: the PNG decoded
+    assert width > 300 and height > 200
+    shot = tmp_path / "shot.png"
+    run = _chromium("--window-size=1200,900", f"--screenshot={shot}", html.as_uri())
+    assert run.returncode == 0 and shot.stat().st_size > 10_000
