@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per variant (>= 10)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--fused-adamw", action=argparse.BooleanOptionalAction, default=True,
+                        help="fused AdamW, the Trainer's default optimizer (--no-fused-adamw: foreach AdamW)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     opts = parser.parse_args()
     if opts.threads:
@@ -52,7 +54,7 @@ def main() -> None:
         "attention_mask": torch.ones(opts.batch_size, opts.length, dtype=torch.long, device=device),
         "labels": torch.randint(0, 2, (opts.batch_size,), generator=g).to(device),
     }
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=opts.fused_adamw)
     out = tempfile.mkdtemp()
     variants = {
         "standard": _trainer(model, None, out),
@@ -76,7 +78,7 @@ def main() -> None:
         print(f"step {step + 1}/{opts.warmup + opts.steps}", end="\r", flush=True)
     base = statistics.median(times["standard"])
     print(f"\nmodel={opts.model} batch={opts.batch_size} length={opts.length} device={device} "
-          f"threads={torch.get_num_threads()} timed steps={opts.steps} (median)")
+          f"threads={torch.get_num_threads()} fused_adamw={opts.fused_adamw} timed steps={opts.steps} (median)")
     print(f"{'variant':<24}{'median s/step':>15}{'ratio':>8}")
     for name, values in times.items():
         median = statistics.median(values)

@@ -1,4 +1,4 @@
-"""``python -m r3f_utils``: validate | ls | reproduce | check | report (one small function each)."""
+"""``python -m r3f_utils``: validate | ls | reproduce | check | report | pin (one small function each)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ EPILOG = """examples:
   python -m r3f_utils reproduce --resume runs/20250101T120000Z --rows 'table2?.rte.*'
   python -m r3f_utils check --results runs/20250101T120000Z --profile paper
   python -m r3f_utils report --results runs/20250101T120000Z
+  python -m r3f_utils pin --results runs/20250101T120000Z --rows 'table2*'   # re-pin smoke values on purpose
 
 exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a run
 failed, 2 unusable input (registry invalid, no result files, malformed results.json).
@@ -143,6 +144,26 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return max(exit_code(result), 1 if failed else 0)
 
 
+def cmd_pin(args: argparse.Namespace) -> int:
+    """Write the smoke values found under ``--results`` into the rows' ``smoke.expected``."""
+    from .pin import PinError, pin_smoke_expectations
+    from .results import ResultsError, read_results
+
+    try:
+        rows = select_rows(_load(args.registry), args.rows)
+        changes = pin_smoke_expectations(args.registry, read_results(args.results), rows, decimals=args.decimals)
+    except (RegistryError, ResultsError, PinError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for row_id, values in changes.items():
+        step = 10**-args.decimals
+        moved = {m: (old, new) for m, (old, new) in values.items() if old is None or abs(new - old) > step}
+        status = ", ".join(f"{m} {old} -> {new:.{args.decimals}f}" for m, (old, new) in moved.items()) or "unchanged"
+        print(f"{row_id}: {status}")
+    print(f"pinned {len(changes)} rows in {args.registry}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of ``python -m r3f_utils``."""
     parser = argparse.ArgumentParser(
@@ -151,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report,pin}")
 
     def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(
@@ -205,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--include-reported", action="store_true", help="also list reported rows")
         else:
             p.add_argument("--out", metavar="DIR", help="output folder (default: the results folder)")
+    p = add("pin", cmd_pin, "pin the smoke values of a batch as the rows' smoke.expected (edits the registry)")
+    p.add_argument("--results", required=True, metavar="DIR", help="folder searched for smoke results.json")
+    rows_arg(p)
+    p.add_argument("--decimals", type=int, default=4, help="decimals kept (default: %(default)s)")
     return parser
 
 

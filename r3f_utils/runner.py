@@ -4,7 +4,9 @@ Layout: ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipyn
 ``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
 Seeds are numbered 1..N. Rows that share an ``experiment`` (Table 2's best and median halves) run once per
 seed; the notebook gets the experiment key as its ``row`` parameter. A run folder is never overwritten:
-``resume`` skips seeds with a ``results.json`` and moves a failed seed's folder aside before rerunning it.
+``resume`` skips seeds with a ``results.json`` and moves a failed (or interrupted) seed's folder aside before
+rerunning it; the checkpoints of that attempt (``<run>/checkpoints``, where the notebooks keep them) move into
+the new attempt's folder, so its training resumes from the last checkpoint instead of starting over.
 No torch/transformers import; papermill and tqdm are imported when needed.
 """
 
@@ -188,10 +190,15 @@ def _describe_failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _run_one(job: Job, run_dir: Path, kernel_name: str) -> JobOutcome:
+CHECKPOINTS = "checkpoints"  # the notebooks' checkpoint folder inside a run folder
+
+
+def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path | None = None) -> JobOutcome:
     import papermill
 
     run_dir.mkdir(parents=True, exist_ok=False)  # never reuse a run folder
+    if checkpoints_from is not None and checkpoints_from.is_dir():
+        checkpoints_from.rename(run_dir / CHECKPOINTS)  # resume training where the failed attempt stopped
     handler = logging.FileHandler(run_dir / "papermill.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("papermill")
@@ -226,12 +233,12 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str) -> JobOutcome:
     return JobOutcome(job, run_dir, status, error, seconds)
 
 
-def _move_aside(run_dir: Path) -> None:
+def _move_aside(run_dir: Path) -> Path:
     for n in range(1, 1000):
         target = run_dir.with_name(f"{run_dir.name}.failed-{n}")
         if not target.exists():
             run_dir.rename(target)
-            return
+            return target
     raise RunnerError(f"{run_dir}: too many failed attempts kept")
 
 
@@ -254,14 +261,15 @@ def run_jobs(
         for job in bar:
             bar.set_postfix_str(str(job.folder))
             run_dir = batch_dir / job.folder
+            checkpoints_from = None
             if run_dir.exists():
                 if not resume:
                     raise RunnerError(f"{run_dir} exists; run folders are never overwritten")
                 if (run_dir / RESULTS_FILENAME).is_file():
                     outcomes.append(JobOutcome(job, run_dir, "skipped"))
                     continue
-                _move_aside(run_dir)
-            outcome = _run_one(job, run_dir, kernel_name)
+                checkpoints_from = _move_aside(run_dir) / CHECKPOINTS
+            outcome = _run_one(job, run_dir, kernel_name, checkpoints_from)
             if outcome.status == "failed":
                 bar.write(f"FAILED {job.folder}: {outcome.error}")
             outcomes.append(outcome)

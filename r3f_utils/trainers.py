@@ -1,7 +1,7 @@
 """Trainer integration: ``R3FTrainer`` and ``R3FSeq2SeqTrainer`` override ``compute_loss`` only.
 
 Use them exactly like ``Trainer`` / ``Seq2SeqTrainer``, plus ``r3f=R3FConfig(...)``. In train mode a step
-runs the clean and the noised forward pass (one doubled batch by default) and one backward pass; eval and
+runs the clean and the noised forward pass (two calls, or one doubled batch) and one backward pass; eval and
 predict run one clean pass, no noise. ``r3f=None`` leaves the parent's behaviour untouched (standard
 fine-tuning). The mean symmetric KL of the logging interval is logged as ``symm_kl`` beside ``loss``.
 """

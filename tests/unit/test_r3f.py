@@ -137,6 +137,7 @@ def test_seq2seq_per_token_variant_masks_padding() -> None:
 def test_config_defaults_are_fairseq_classification_defaults() -> None:
     config = R3FConfig()
     assert (config.eps, config.r3f_lambda, config.noise_type) == (1e-5, 1.0, "uniform")
+    assert (config.seq2seq_kl, config.pass_mode) == ("per_sequence", "separate")
 
 
 @pytest.mark.parametrize(
@@ -151,7 +152,7 @@ def test_config_defaults_are_fairseq_classification_defaults() -> None:
         ({"r3f_lambda": None}, r"r3f_lambda must be a finite number"),
         ({"noise_type": "gaussian"}, r"noise_type must be one of 'uniform', 'normal'; got 'gaussian'"),
         ({"seq2seq_kl": "mean"}, r"seq2seq_kl must be one of 'per_sequence', 'per_token'"),
-        ({"pass_mode": "twice"}, r"pass_mode must be one of 'concat', 'separate'"),
+        ({"pass_mode": "twice"}, r"pass_mode must be one of 'separate', 'concat'"),
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict, message: str) -> None:

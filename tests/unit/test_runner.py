@@ -102,7 +102,7 @@ def test_failing_notebook_does_not_stop_the_batch_and_names_the_cell(tmp_path, c
 @pytest.mark.notebooks
 def test_resume_skips_finished_and_reruns_failed_seeds(rows, tmp_path):
     jobs = plan_jobs(select_rows(rows, ["toy.single"]), TOY, seeds=2)
-    (tmp_path / "toy.single" / "seed-2").mkdir(parents=True)  # a failed earlier attempt: no results.json
+    (tmp_path / "toy.single" / "seed-2" / "checkpoints" / "checkpoint-4").mkdir(parents=True)  # failed attempt
     first = run_jobs(jobs[:1], tmp_path, show_progress=False)
     assert [o.status for o in first] == ["ok"]
     with pytest.raises(RunnerError, match="never overwritten"):
@@ -110,4 +110,7 @@ def test_resume_skips_finished_and_reruns_failed_seeds(rows, tmp_path):
     again = run_jobs(jobs, tmp_path, resume=True, show_progress=False)
     assert [o.status for o in again] == ["skipped", "ok"]
     assert (tmp_path / "toy.single" / "seed-2.failed-1").is_dir()
+    # the failed attempt's checkpoints moved into the new attempt, where the notebook resumes from them
+    assert (tmp_path / "toy.single" / "seed-2" / "checkpoints" / "checkpoint-4").is_dir()
+    assert not (tmp_path / "toy.single" / "seed-2.failed-1" / "checkpoints").exists()
     assert sorted(r.metrics["accuracy"] for r in read_results(tmp_path)) == [50.0, 52.0]

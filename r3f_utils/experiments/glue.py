@@ -1,0 +1,366 @@
+"""The steps of ``notebooks/glue.ipynb`` (Table 2), one call each; XNLI (Table 3) reuses the training steps.
+
+resolve config → load data → build model (+ R4F surgery) → tokenize → build Trainer → train (resume, best
+checkpoint by the task's dev metric) → evaluate every dev split → results.json.
+
+Methods (paper, Table 2):
+
+* ``standard``: "STD", standard RoBERTa fine-tuning with the published fairseq recipe of the reference's GLUE
+  table (Adam β=(0.9, 0.98), ε=1e-6, polynomial decay, 6% warmup, dropout 0.1, weight decay 0.01, no gradient
+  clipping, the task's learning rate, batch size and ``max_updates``).
+* ``std++``: "standard fine-tuning plus the best practices of Zhang et al. 2020 (longer fine-tuning and Adam
+  bias correction)". Here: the ``standard`` recipe trained ``longer_training_factor`` (default 2) times as many
+  updates (warmup stays 6% of the longer horizon). Adam bias correction is not a difference in this code base:
+  ``torch.optim.AdamW`` (the Trainer's optimizer) always corrects the bias, as fairseq's Adam does; the BERTAdam
+  Zhang et al. criticise is not used by either method.
+* ``r3f``: ``standard`` + the R3F objective (:class:`r3f_utils.R3FTrainer`; for the STS-B regression head the
+  official code adds no KL term, and neither does the trainer).
+* ``r4f``: ``r3f`` + spectral norm on the classification head's ``out_proj`` (:func:`r3f_utils.apply_r4f`).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import datasets
+from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers import set_seed as hf_set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
+from r3f_utils.metrics import build_compute_metrics
+from r3f_utils.models import configure_threads, load_model_and_tokenizer
+
+__all__ = [
+    "FIXTURES",
+    "GLUE_METHODS",
+    "PAPER_GLUE_HPARAMS",
+    "RunConfig",
+    "build_glue_model",
+    "build_trainer",
+    "evaluate_glue",
+    "load_glue_data",
+    "remove_checkpoints",
+    "resolve_glue_config",
+    "run_extra",
+    "tokenize_glue",
+    "train_with_resume",
+]
+
+GLUE_METHODS = ("standard", "std++", "r3f", "r4f")
+PROFILES = ("smoke", "paper")
+NOISE_TYPES = ("uniform", "normal")
+# data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
+FIXTURES = "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
+PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
+    "mnli": {"learning_rate": 5e-6, "max_updates": 123873, "batch_size": 8},
+    "qnli": {"learning_rate": 5e-6, "max_updates": 33112, "batch_size": 8},
+    "qqp": {"learning_rate": 5e-6, "max_updates": 113272, "batch_size": 32},
+    "sst2": {"learning_rate": 5e-6, "max_updates": 20935, "batch_size": 32},
+    "rte": {"learning_rate": 1e-5, "max_updates": 3120, "batch_size": 8},
+    "mrpc": {"learning_rate": 1e-5, "max_updates": 2296, "batch_size": 16},
+    "cola": {"learning_rate": 1e-5, "max_updates": 5336, "batch_size": 16},
+}
+PAPER_GLUE_SHARED: dict[str, float] = {"adam_beta1": 0.9, "adam_beta2": 0.98, "adam_epsilon": 1e-6,
+                                       "warmup_ratio": 0.06, "dropout": 0.1, "weight_decay": 0.01}
+
+
+@dataclass
+class RunConfig:
+    """Every setting of one fine-tuning run (GLUE task or XNLI); field names = notebook parameter names."""
+
+    task: str
+    method: str
+    model_name: str
+    learning_rate: float
+    max_updates: int  # the reference table's "Max Updates" (std++ multiplies it by longer_training_factor)
+    batch_size: int
+    seed: int = 0
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-6
+    dropout: float | None = 0.1  # None keeps the pretrained config's dropout
+    eps: float = 1e-5
+    r3f_lambda: float = 1.0
+    noise_type: str = "uniform"
+    r4f_scope: str = "out_proj"
+    longer_training_factor: float = 2.0  # std++ only
+    max_length: int = 512  # fairseq --max-positions 512
+    eval_steps: int | None = None  # None = once per epoch of the training data
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    data_dir: str | None = None  # None = the Hub; FIXTURES = tests/fixtures/<family>
+    fp16: bool = False
+    bf16: bool = False
+    keep_checkpoints: bool = False
+    output_dir: str = "runs/notebook"
+    profile: str = "smoke"
+    row: str = ""
+    languages: list[str] = field(default_factory=list)  # XNLI only
+
+    @property
+    def total_updates(self) -> int:
+        """Optimizer updates actually run: ``max_updates``, times ``longer_training_factor`` for std++."""
+        factor = self.longer_training_factor if self.method == "std++" else 1.0
+        return max(1, round(self.max_updates * factor))
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the Trainer keeps checkpoints (for resume and best-checkpoint selection)."""
+        return Path(self.output_dir) / "checkpoints"
+
+    def r3f_config(self) -> Any:
+        """:class:`r3f_utils.R3FConfig` for r3f/r4f, None for standard and std++."""
+        if self.method not in ("r3f", "r4f"):
+            return None
+        from r3f_utils import R3FConfig
+
+        return R3FConfig(eps=self.eps, r3f_lambda=self.r3f_lambda, noise_type=self.noise_type)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters for results.json, including the effective number of updates."""
+        return {**asdict(self), "total_updates": self.total_updates}
+
+
+def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ValueError(f"parameter {name}={value!r} is invalid: {allowed}")
+
+
+def _fixtures(family: str) -> str:
+    path = REPO_ROOT / "tests" / "fixtures" / family
+    if not path.is_dir():
+        raise FileNotFoundError(f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (a pip-"
+                                "installed package has no tests/): pass data_dir=<folder with your files> "
+                                "or None for the Hub")
+    return str(path)
+
+
+def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> RunConfig:
+    """Check every field; raise ValueError naming the parameter, the value and what is allowed."""
+    _check(cfg.method in methods, "method", cfg.method, f"choose one of {list(methods)}")
+    _check(cfg.profile in PROFILES, "profile", cfg.profile, f"choose one of {list(PROFILES)}")
+    _check(cfg.noise_type in NOISE_TYPES, "noise_type", cfg.noise_type, f"choose one of {list(NOISE_TYPES)}")
+    for name in ("learning_rate", "eps", "adam_epsilon"):
+        value = getattr(cfg, name)
+        _check(isinstance(value, (int, float)) and value > 0, name, value,
+               "a positive number (YAML: write 1.0e-5, not 1e-5)")
+    for name in ("max_updates", "batch_size", "max_length"):
+        value = getattr(cfg, name)
+        _check(isinstance(value, int) and value > 0, name, value, "a positive integer")
+    for name in ("eval_steps", "max_train_samples", "max_eval_samples"):
+        value = getattr(cfg, name)
+        _check(value is None or (isinstance(value, int) and value > 0), name, value, "None or a positive integer")
+    _check(0 <= cfg.warmup_ratio < 1, "warmup_ratio", cfg.warmup_ratio, "a fraction in [0, 1)")
+    _check(cfg.r3f_lambda >= 0, "r3f_lambda", cfg.r3f_lambda, "a non-negative number")
+    _check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", cfg.dropout, "None or a fraction in [0, 1)")
+    _check(cfg.longer_training_factor >= 1, "longer_training_factor", cfg.longer_training_factor, "a number >= 1")
+    _check(not (cfg.fp16 and cfg.bf16), "fp16", cfg.fp16, "fp16 and bf16 exclude each other")
+    if cfg.profile == "paper":
+        _check(not cfg.model_name.startswith("tiny-"), "model_name", cfg.model_name,
+               "the paper profile needs a pretrained model (the registry row's model_name), not a tiny smoke model")
+        _check(cfg.data_dir != FIXTURES, "data_dir", cfg.data_dir,
+               "the paper profile needs the real data: None (the Hub) or a folder with the full files")
+    if cfg.data_dir == FIXTURES:
+        cfg.data_dir = _fixtures(family)
+    return cfg
+
+
+def resolve_glue_config(**params: Any) -> RunConfig:
+    """Build and validate the :class:`RunConfig` of a GLUE run from the notebook's parameters.
+
+    Unknown parameter names raise TypeError naming them (papermill itself only warns).
+    """
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise TypeError(f"unknown GLUE parameter(s) {unknown}; known: {sorted(known)}")
+    params.setdefault("output_dir", None)
+    if params["output_dir"] is None:  # a fresh folder for interactive runs (results.json is written once)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        params["output_dir"] = f"runs/notebook/{params.get('task')}-{params.get('method')}-{stamp}"
+    cfg = RunConfig(**params)
+    cfg.task = get_glue_task(cfg.task).name
+    return validate_config(cfg, methods=GLUE_METHODS, family="glue")
+
+
+def load_glue_data(cfg: RunConfig) -> GlueData:
+    """The task's train and dev splits, from ``cfg.data_dir`` or the Hub."""
+    return load_glue(cfg.task, data_dir=cfg.data_dir, max_train_samples=cfg.max_train_samples,
+                     max_eval_samples=cfg.max_eval_samples)
+
+
+def build_glue_model(
+    cfg: RunConfig, num_labels: int, texts: Sequence[str] = ()
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Seed everything, load the model with a fresh head (``num_labels=1``: regression) and, for r4f, apply R4F.
+
+    ``texts`` train the tokenizer of a tiny smoke model; pretrained models ignore them.
+    """
+    configure_threads(cfg.model_name)  # tiny smoke models: one thread, machine-independent values
+    hf_set_seed(cfg.seed)
+    model, tokenizer = load_model_and_tokenizer(cfg.model_name, head="classification", num_labels=num_labels,
+                                                texts=texts, seed=cfg.seed, dropout=cfg.dropout)
+    if cfg.method == "r4f":
+        from r3f_utils import apply_r4f
+
+        apply_r4f(model, scope=cfg.r4f_scope)
+    return model, tokenizer
+
+
+def tokenize_pairs(
+    ds: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, text_keys: Sequence[str], max_length: int
+) -> datasets.Dataset:
+    """Tokenize one or two text fields (truncated to ``max_length``); keep only the model inputs and ``label``."""
+    drop = [c for c in ds.column_names if c != "label"]
+    return ds.map(lambda batch: tokenizer(*[batch[k] for k in text_keys], truncation=True, max_length=max_length),
+                  batched=True, remove_columns=drop, keep_in_memory=True)
+
+
+def tokenize_glue(data: GlueData, tokenizer: PreTrainedTokenizerBase, cfg: RunConfig) -> dict[str, Any]:
+    """``{"train": Dataset, "dev": {suffix: Dataset}}`` ready for the Trainer."""
+    keys = data.task.text_keys
+    return {"train": tokenize_pairs(data.train, tokenizer, keys, cfg.max_length),
+            "dev": {s: tokenize_pairs(d, tokenizer, keys, cfg.max_length) for s, d in data.dev.items()}}
+
+
+def build_training_arguments(cfg: RunConfig, *, best_metric: str, num_train_examples: int) -> TrainingArguments:
+    """The reference recipe as ``TrainingArguments``: polynomial decay to 0 after 6% warmup, Adam (0.9, 0.98),
+    ε 1e-6, no clipping (fairseq ``--clip-norm 0``); evaluate and save every ``eval_steps`` (default: once an
+    epoch, as fairseq's ``--best-checkpoint-metric`` does) and reload the best checkpoint at the end."""
+    steps_per_epoch = math.ceil(num_train_examples / cfg.batch_size)
+    eval_steps = min(cfg.eval_steps or steps_per_epoch, cfg.total_updates)
+    return TrainingArguments(
+        output_dir=str(cfg.checkpoint_dir),
+        max_steps=cfg.total_updates,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=max(cfg.batch_size, 32),
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="polynomial",
+        lr_scheduler_kwargs={"lr_end": 0.0, "power": 1.0},  # fairseq polynomial_decay defaults
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of max_steps in transformers 5
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2,
+        adam_epsilon=cfg.adam_epsilon,
+        max_grad_norm=0.0,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=2,  # the best and the last (for resume)
+        load_best_model_at_end=True,
+        metric_for_best_model=best_metric,
+        greater_is_better=True,
+        logging_steps=max(1, min(50, eval_steps)),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        fp16=cfg.fp16,
+        bf16=cfg.bf16,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def build_trainer(
+    cfg: RunConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset: datasets.Dataset,
+    eval_dataset: datasets.Dataset,
+    *,
+    metrics: Sequence[str],
+    best_metric: str,
+    regression: bool = False,
+) -> Trainer:
+    """An :class:`r3f_utils.R3FTrainer` (``r3f=None`` for standard/std++) that selects by ``best_metric``."""
+    args = build_training_arguments(cfg, best_metric=best_metric, num_train_examples=len(train_dataset))
+    kwargs: dict[str, Any] = {
+        "model": model, "args": args, "train_dataset": train_dataset, "eval_dataset": eval_dataset,
+        "processing_class": tokenizer, "data_collator": DataCollatorWithPadding(tokenizer),
+        "compute_metrics": build_compute_metrics(metrics, regression=regression),
+    }
+    from r3f_utils.trainers import R3FTrainer
+
+    return R3FTrainer(r3f=cfg.r3f_config(), **kwargs)
+
+
+def build_glue_trainer(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                       data: GlueData, tokenized: Mapping[str, Any]) -> Trainer:
+    """:func:`build_trainer` for a GLUE task: evaluates the selection split (MNLI: matched) during training."""
+    task = data.task
+    selection = tokenized["dev"][task.dev_splits[0][0]]
+    return build_trainer(cfg, model, tokenizer, tokenized["train"], selection, metrics=task.metrics,
+                         best_metric=task.best_metric, regression=task.is_regression)
+
+
+def train_with_resume(trainer: Trainer, cfg: RunConfig) -> dict[str, Any]:
+    """Train, resuming from the last checkpoint in ``cfg.checkpoint_dir`` if a previous run was interrupted.
+
+    The best checkpoint (by the task's dev metric) is loaded back at the end. Returns the training metrics
+    plus ``resumed_from``, ``best_checkpoint`` and ``best_metric``.
+    """
+    last = get_last_checkpoint(str(cfg.checkpoint_dir)) if cfg.checkpoint_dir.is_dir() else None
+    output = trainer.train(resume_from_checkpoint=last)
+    state = trainer.state
+    best = state.best_model_checkpoint
+    return {**output.metrics, "global_step": state.global_step, "resumed_from": last,
+            "best_checkpoint": None if best is None else Path(best).name, "best_metric": state.best_metric}
+
+
+def evaluate_splits(
+    trainer: Trainer, splits: Mapping[str, datasets.Dataset], metrics: Sequence[str]
+) -> dict[str, float]:
+    """Evaluate the (best) model on each split; keys ``<metric>`` or ``<metric>_<suffix>``, as the paper prints
+    them (percent). The Trainer's ``eval_`` prefix is stripped here, the one place numbers leave the Trainer."""
+    out: dict[str, float] = {}
+    for suffix, ds in splits.items():
+        result = trainer.evaluate(eval_dataset=ds, metric_key_prefix="eval")
+        for name in metrics:
+            out[f"{name}_{suffix}" if suffix else name] = result[f"eval_{name}"]
+    return out
+
+
+def evaluate_glue(trainer: Trainer, data: GlueData, tokenized: Mapping[str, Any]) -> dict[str, float]:
+    """Every dev split of the task (MNLI: ``accuracy_matched`` and ``accuracy_mismatched``)."""
+    return evaluate_splits(trainer, tokenized["dev"], data.task.metrics)
+
+
+def run_extra(cfg: RunConfig, model: PreTrainedModel, train_summary: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+    """What results.json keeps besides the metrics: timing, best checkpoint, and the head's spectral norms
+    (so a test can check that R4F's head really is normalised in the finished run)."""
+    from r3f_utils.r4f import head_spectral_norms, r4f_scope
+
+    return {
+        "method": cfg.method,
+        "total_updates": cfg.total_updates,
+        "train": dict(train_summary),
+        "head": {"r4f_scope": r4f_scope(model), "parametrized": _parametrized(model),
+                 "spectral_norms": head_spectral_norms(model)},
+        **more,
+    }
+
+
+def _parametrized(model: PreTrainedModel) -> list[str]:
+    from torch.nn.utils import parametrize
+
+    return [name for name, module in model.named_modules() if parametrize.is_parametrized(module)]
+
+
+def remove_checkpoints(cfg: RunConfig) -> None:
+    """Delete ``cfg.checkpoint_dir`` once the results are written, unless ``keep_checkpoints`` (a RoBERTa-large
+    checkpoint with optimizer state is ~4 GB)."""
+    if not cfg.keep_checkpoints and cfg.checkpoint_dir.is_dir():
+        shutil.rmtree(cfg.checkpoint_dir)

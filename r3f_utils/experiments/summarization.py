@@ -1,0 +1,486 @@
+"""The steps of ``notebooks/summarization.ipynb`` (Table 4), one call each.
+
+resolve config → load data → build model → tokenize → build trainer → train (resume; best checkpoint by
+validation loss, like fairseq's ``checkpoint_best.pt``) → decode the test split with the dataset's beam
+settings → ROUGE → results.json.
+
+Methods (paper, Table 4): ``standard`` = the "BART" row, BART fine-tuned with label-smoothed cross-entropy
+(0.1) on fairseq's BART summarization recipe (Adam (0.9, 0.999), ε 1e-8, lr 3e-5, polynomial decay after
+warmup, weight decay 0.01, gradient clipping 0.1, sources truncated to 1024 tokens); ``r3f`` = "BART+R3F",
+the same plus the R3F term of fairseq's ``label_smoothed_cross_entropy_r3f`` (:class:`r3f_utils.R3FSeq2SeqTrainer`).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from transformers import (
+    DataCollatorForSeq2Seq,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+)
+from transformers import set_seed as hf_set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from r3f_utils.data.summarization import (
+    SUMMARIZATION_DATASETS,
+    load_summarization,
+    reference_text,
+    target_text,
+)
+from r3f_utils.models import configure_threads, load_model_and_tokenizer
+from r3f_utils.rouge import ROUGE_TYPES, compute_rouge
+
+__all__ = [
+    "DECODING",
+    "FIXTURES",
+    "SUMMARIZATION_METHODS",
+    "SummarizationConfig",
+    "SummarizationData",
+    "build_summarization_model",
+    "build_summarization_trainer",
+    "generate_summaries",
+    "generation_kwargs",
+    "load_summarization_data",
+    "remove_checkpoints",
+    "resolve_summarization_config",
+    "run_extra",
+    "score_summaries",
+    "show_examples",
+    "tokenize_summarization",
+    "train_with_resume",
+]
+
+SUMMARIZATION_METHODS = ("standard", "r3f")
+PROFILES = ("smoke", "paper")
+NOISE_TYPES = ("uniform", "normal")
+FIXTURES = "fixtures"  # data_dir value meaning tests/fixtures/summarization of this repository
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Decoding per dataset, used for every decoding parameter left at None. Lengths count generated BPE tokens
+# as fairseq's --min-len/--max-len-b do (see generation_kwargs).
+DECODING: dict[str, dict[str, float | int]] = {
+    # fairseq examples/bart README, CNN/DM: beam 4, lenpen 2.0, max_len_b 140, min_len 55, no_repeat_ngram 3
+    "cnn_dailymail": {
+        "num_beams": 4,
+        "length_penalty": 2.0,
+        "min_length": 55,
+        "max_length": 140,
+        "no_repeat_ngram_size": 3,
+    },
+    # not published (paper, BART, fairseq): this project's choice for ~10-word headlines
+    "gigaword": {"num_beams": 4, "length_penalty": 1.0, "min_length": 1, "max_length": 32, "no_repeat_ngram_size": 3},
+    # not published: this project's choice for ~20-30-word TL;DRs
+    "reddit_tifu": {
+        "num_beams": 4,
+        "length_penalty": 1.0,
+        "min_length": 10,
+        "max_length": 128,
+        "no_repeat_ngram_size": 3,
+    },
+}
+
+
+@dataclass
+class SummarizationConfig:
+    """Every setting of one Table 4 run; field names = notebook parameter names = registry parameter names."""
+
+    dataset: str
+    method: str
+    model_name: str
+    learning_rate: float
+    max_updates: int
+    warmup_updates: int
+    label_smoothing: float = 0.1
+    max_source_length: int = 1024  # BART: --truncate-source at 1024 positions
+    max_target_length: int = 1024  # fairseq does not truncate targets (1024 positions)
+    eps: float = 1e-5
+    r3f_lambda: float = 1.0
+    noise_type: str = "normal"  # label_smoothed_cross_entropy_r3f's default
+    num_beams: int | None = None  # None: DECODING[dataset]
+    length_penalty: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    no_repeat_ngram_size: int | None = None
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    eval_batch_size: int = 32
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 0.1  # fairseq --clip-norm 0.1
+    eval_steps: int | None = None  # validation loss + checkpoint every N updates; None = once per epoch
+    eval_split: str = "test"
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None  # first N of the validation and of the decoded split
+    reddit_split_seed: int = 0
+    data_dir: str | None = None  # None = the Hub; FIXTURES = tests/fixtures/summarization; else <dir>/<dataset>/
+    fp16: bool = False
+    bf16: bool = False
+    keep_checkpoints: bool = False
+    seed: int = 0
+    output_dir: str = "runs/notebook"
+    profile: str = "smoke"
+    row: str = ""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the trainer keeps checkpoints (resume and best-checkpoint selection)."""
+        return Path(self.output_dir) / "checkpoints"
+
+    @property
+    def dataset_dir(self) -> str | None:
+        """The folder holding ``<split>.jsonl`` of this dataset, or None for the Hub."""
+        return None if self.data_dir is None else str(Path(self.data_dir) / self.dataset)
+
+    def decoding(self) -> dict[str, float | int]:
+        """The decoding settings in effect: explicit parameters over :data:`DECODING` of the dataset."""
+        recipe = DECODING[self.dataset]
+        return {k: recipe[k] if getattr(self, k) is None else getattr(self, k) for k in recipe}
+
+    def r3f_config(self) -> Any:
+        """:class:`r3f_utils.R3FConfig` for ``r3f``, None for ``standard``."""
+        if self.method != "r3f":
+            return None
+        from r3f_utils import R3FConfig
+
+        return R3FConfig(eps=self.eps, r3f_lambda=self.r3f_lambda, noise_type=self.noise_type)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters for results.json, with the decoding settings actually used."""
+        return {**asdict(self), **self.decoding(), "rouge_l": "rougeLsum (summary-level, one sentence per line)"}
+
+
+def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ValueError(f"parameter {name}={value!r} is invalid: {allowed}")
+
+
+def _validate(cfg: SummarizationConfig) -> SummarizationConfig:
+    _check(
+        cfg.dataset in SUMMARIZATION_DATASETS, "dataset", cfg.dataset, f"choose one of {sorted(SUMMARIZATION_DATASETS)}"
+    )
+    _check(cfg.method in SUMMARIZATION_METHODS, "method", cfg.method, f"choose one of {list(SUMMARIZATION_METHODS)}")
+    _check(cfg.profile in PROFILES, "profile", cfg.profile, f"choose one of {list(PROFILES)}")
+    _check(cfg.noise_type in NOISE_TYPES, "noise_type", cfg.noise_type, f"choose one of {list(NOISE_TYPES)}")
+    _check(cfg.eval_split in ("validation", "test"), "eval_split", cfg.eval_split, "'validation' or 'test'")
+    for name in ("learning_rate", "eps", "adam_epsilon"):
+        value = getattr(cfg, name)
+        _check(
+            isinstance(value, (int, float)) and value > 0,
+            name,
+            value,
+            "a positive number (YAML: write 1.0e-5, not 1e-5)",
+        )
+    for name in (
+        "max_updates",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "eval_batch_size",
+        "max_source_length",
+        "max_target_length",
+    ):
+        value = getattr(cfg, name)
+        _check(isinstance(value, int) and value > 0, name, value, "a positive integer")
+    _check(
+        isinstance(cfg.warmup_updates, int) and 0 <= cfg.warmup_updates <= cfg.max_updates,
+        "warmup_updates",
+        cfg.warmup_updates,
+        f"an integer in [0, max_updates={cfg.max_updates}]",
+    )
+    for name in ("eval_steps", "max_train_samples", "max_eval_samples", "num_beams", "max_length"):
+        value = getattr(cfg, name)
+        _check(value is None or (isinstance(value, int) and value > 0), name, value, "None or a positive integer")
+    for name in ("min_length", "no_repeat_ngram_size"):
+        value = getattr(cfg, name)
+        _check(value is None or (isinstance(value, int) and value >= 0), name, value, "None or an integer >= 0")
+    decoding = cfg.decoding()
+    _check(
+        decoding["min_length"] <= decoding["max_length"],
+        "min_length",
+        decoding["min_length"],
+        f"at most max_length={decoding['max_length']}",
+    )
+    _check(0 <= cfg.label_smoothing < 1, "label_smoothing", cfg.label_smoothing, "a fraction in [0, 1)")
+    _check(cfg.r3f_lambda >= 0, "r3f_lambda", cfg.r3f_lambda, "a non-negative number")
+    _check(not (cfg.fp16 and cfg.bf16), "fp16", cfg.fp16, "fp16 and bf16 exclude each other")
+    if cfg.profile == "paper":
+        _check(
+            not cfg.model_name.startswith("tiny-"),
+            "model_name",
+            cfg.model_name,
+            "the paper profile needs a pretrained model (facebook/bart-large), not a tiny smoke model",
+        )
+        _check(
+            cfg.data_dir != FIXTURES,
+            "data_dir",
+            cfg.data_dir,
+            "the paper profile needs the real data: None (the Hub) or a folder with the full files",
+        )
+    if cfg.data_dir == FIXTURES:
+        path = REPO_ROOT / "tests" / "fixtures" / "summarization"
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (a "
+                "pip-installed package has no tests/): pass data_dir=<your folder> or None for the Hub"
+            )
+        cfg.data_dir = str(path)
+    return cfg
+
+
+def resolve_summarization_config(**params: Any) -> SummarizationConfig:
+    """Build and validate the run's :class:`SummarizationConfig` from the notebook's parameters.
+
+    Unknown names raise TypeError (papermill only warns); invalid values raise ValueError naming them.
+    """
+    known = {f.name for f in fields(SummarizationConfig)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise TypeError(f"unknown summarization parameter(s) {unknown}; known: {sorted(known)}")
+    if params.get("output_dir") is None:  # a fresh folder for interactive runs (results.json is written once)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        params["output_dir"] = f"runs/notebook/{params.get('dataset')}-{params.get('method')}-{stamp}"
+    return _validate(SummarizationConfig(**params))
+
+
+@dataclass
+class SummarizationData:
+    """The three splits of a run, each with ``source`` and ``target`` columns; ``test`` is ``cfg.eval_split``."""
+
+    train: datasets.Dataset
+    validation: datasets.Dataset
+    test: datasets.Dataset
+
+    def texts(self) -> list[str]:
+        """Training sources and targets (to train a tiny smoke model's tokenizer)."""
+        return [*self.train["source"], *self.train["target"]]
+
+    def sizes(self) -> dict[str, int]:
+        """Examples per split."""
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+def load_summarization_data(cfg: SummarizationConfig) -> SummarizationData:
+    """Train, validation and the decoded split, from ``cfg.data_dir`` or the Hub (same code path)."""
+    kwargs = {"data_dir": cfg.dataset_dir, "split_seed": cfg.reddit_split_seed}
+    return SummarizationData(
+        train=load_summarization(cfg.dataset, "train", max_samples=cfg.max_train_samples, **kwargs),
+        validation=load_summarization(cfg.dataset, "validation", max_samples=cfg.max_eval_samples, **kwargs),
+        test=load_summarization(cfg.dataset, cfg.eval_split, max_samples=cfg.max_eval_samples, **kwargs),
+    )
+
+
+def build_summarization_model(
+    cfg: SummarizationConfig, texts: Sequence[str] = ()
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Seed everything and load the seq2seq model; ``texts`` train the tokenizer of a ``tiny-*`` smoke model.
+
+    A ``tiny-*`` model runs on one CPU thread (:func:`r3f_utils.models.configure_threads`)."""
+    configure_threads(cfg.model_name)
+    hf_set_seed(cfg.seed)
+    return load_model_and_tokenizer(cfg.model_name, head="seq2seq", texts=texts, seed=cfg.seed)
+
+
+def tokenize_summarization(
+    data: SummarizationData, tokenizer: PreTrainedTokenizerBase, cfg: SummarizationConfig
+) -> dict[str, datasets.Dataset]:
+    """Token ids: sources truncated to ``max_source_length``, targets (one line) to ``max_target_length``.
+
+    The decoded split gets no labels (generation needs only the source)."""
+
+    def encode(batch: Mapping[str, list[str]], with_labels: bool) -> Any:
+        enc = tokenizer(batch["source"], truncation=True, max_length=cfg.max_source_length)
+        if with_labels:
+            targets = [target_text(t) for t in batch["target"]]
+            enc["labels"] = tokenizer(text_target=targets, truncation=True, max_length=cfg.max_target_length)[
+                "input_ids"
+            ]
+        return enc
+
+    def run(ds: datasets.Dataset, with_labels: bool) -> datasets.Dataset:
+        return ds.map(
+            encode,
+            batched=True,
+            fn_kwargs={"with_labels": with_labels},
+            remove_columns=ds.column_names,
+            keep_in_memory=True,
+        )
+
+    return {"train": run(data.train, True), "validation": run(data.validation, True), "test": run(data.test, True)}
+
+
+def build_training_arguments(cfg: SummarizationConfig, num_train_examples: int) -> Seq2SeqTrainingArguments:
+    """BART's fairseq summarization recipe as ``Seq2SeqTrainingArguments``: label smoothing, polynomial
+    (linear) decay to 0 after ``warmup_updates``, Adam, clipping; validation loss every ``eval_steps``
+    (default once per epoch), keeping the best and the last checkpoint and reloading the best at the end."""
+    per_update = cfg.batch_size * cfg.gradient_accumulation_steps
+    eval_steps = min(cfg.eval_steps or math.ceil(num_train_examples / per_update), cfg.max_updates)
+    return Seq2SeqTrainingArguments(
+        output_dir=str(cfg.checkpoint_dir),
+        max_steps=cfg.max_updates,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="polynomial",
+        lr_scheduler_kwargs={"lr_end": 0.0, "power": 1.0},  # fairseq polynomial_decay defaults
+        warmup_steps=cfg.warmup_updates,
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2,
+        adam_epsilon=cfg.adam_epsilon,
+        max_grad_norm=cfg.max_grad_norm,
+        label_smoothing_factor=cfg.label_smoothing,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=2,  # the best and the last (for resume)
+        load_best_model_at_end=True,
+        metric_for_best_model="loss",  # fairseq's checkpoint_best.pt: lowest validation loss
+        greater_is_better=False,
+        predict_with_generate=True,
+        logging_steps=max(1, min(50, eval_steps)),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        fp16=cfg.fp16,
+        bf16=cfg.bf16,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def build_summarization_trainer(
+    cfg: SummarizationConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tokenized: Mapping[str, datasets.Dataset],
+) -> Seq2SeqTrainer:
+    """An :class:`r3f_utils.R3FSeq2SeqTrainer` (``r3f=None`` for ``standard``) over the tokenized splits."""
+    from r3f_utils import R3FSeq2SeqTrainer
+
+    collator = DataCollatorForSeq2Seq(
+        tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=8 if (cfg.fp16 or cfg.bf16) else None
+    )
+    return R3FSeq2SeqTrainer(
+        model=model,
+        args=build_training_arguments(cfg, len(tokenized["train"])),
+        r3f=cfg.r3f_config(),
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=collator,
+    )
+
+
+def train_with_resume(trainer: Seq2SeqTrainer, cfg: SummarizationConfig) -> dict[str, Any]:
+    """Train, resuming from the last checkpoint in ``cfg.checkpoint_dir`` when an earlier run was interrupted;
+    the checkpoint with the lowest validation loss is loaded back at the end."""
+    last = get_last_checkpoint(str(cfg.checkpoint_dir)) if cfg.checkpoint_dir.is_dir() else None
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=last)
+    state = trainer.state
+    best = state.best_model_checkpoint
+    losses = [e["loss"] for e in state.log_history if "loss" in e]
+    return {
+        **output.metrics,
+        "global_step": state.global_step,
+        "resumed_from": None if last is None else Path(last).name,
+        "best_checkpoint": None if best is None else Path(best).name,
+        "best_validation_loss": state.best_metric,
+        "last_train_loss": losses[-1] if losses else None,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def generation_kwargs(cfg: SummarizationConfig) -> dict[str, Any]:
+    """``generate()`` arguments for the run's decoding settings.
+
+    fairseq's ``--min-len``/``--max-len-b`` count the generated tokens (BART's forced ``<s>`` included),
+    without the decoder start token and the final ``</s>``; ``min_new_tokens=min_length`` and
+    ``max_new_tokens=max_length + 1`` say the same in transformers (for bart-large-cnn this equals the
+    ported config's ``min_length=56, max_length=142``). ``early_stopping=True`` ends a beam search once
+    ``num_beams`` hypotheses are finished, as fairseq does.
+    """
+    d = cfg.decoding()
+    return {
+        "num_beams": d["num_beams"],
+        "length_penalty": d["length_penalty"],
+        "min_new_tokens": d["min_length"],
+        "max_new_tokens": d["max_length"] + 1,
+        "no_repeat_ngram_size": d["no_repeat_ngram_size"],
+        "early_stopping": True,
+        "max_length": None,
+    }
+
+
+def generate_summaries(
+    trainer: Seq2SeqTrainer, tokenized: Mapping[str, datasets.Dataset], cfg: SummarizationConfig
+) -> list[str]:
+    """Beam-search summaries of the decoded split (``cfg.eval_split``), as plain text, in dataset order."""
+    output = trainer.predict(tokenized["test"], **generation_kwargs(cfg))
+    ids = np.asarray(output.predictions)
+    tokenizer = trainer.processing_class
+    ids = np.where(ids < 0, tokenizer.pad_token_id, ids)  # batches are padded with -100 when concatenated
+    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+def score_summaries(predictions: Sequence[str], data: SummarizationData) -> dict[str, float]:
+    """ROUGE-1/2/L/Lsum F ×100 (stemmed; rougeLsum = the paper's ROUGE-L) against the decoded split."""
+    references = [reference_text(t) for t in data.test["target"]]
+    return compute_rouge(predictions, references, rouge_types=ROUGE_TYPES)
+
+
+def run_extra(
+    cfg: SummarizationConfig, data: SummarizationData, train_summary: Mapping[str, Any], predictions: Sequence[str]
+) -> dict[str, Any]:
+    """What results.json keeps besides the metrics: sample counts, training summary, decoding, lengths."""
+    words = [len(p.split()) for p in predictions]
+    return {
+        "dataset": cfg.dataset,
+        "method": cfg.method,
+        "hub_id": SUMMARIZATION_DATASETS[cfg.dataset].hub_id,
+        "samples": data.sizes(),
+        "eval_split": cfg.eval_split,
+        "train": dict(train_summary),
+        "decoding": generation_kwargs(cfg),
+        "mean_summary_words": float(np.mean(words)) if words else 0.0,
+        "examples": [
+            {"prediction": p, "reference": t} for p, t in zip(predictions[:3], data.test["target"][:3], strict=False)
+        ],
+    }
+
+
+def show_examples(data: SummarizationData, predictions: Sequence[str], n: int = 3, width: int = 300) -> Any:
+    """A table of the first ``n`` generated summaries beside their references (and the start of the source)."""
+    import pandas as pd
+
+    def cut(text: str) -> str:
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    rows = [
+        {"source": cut(s), "reference": cut(target_text(t)), "generated": cut(p)}
+        for s, t, p in zip(data.test["source"][:n], data.test["target"][:n], predictions[:n], strict=False)
+    ]
+    return pd.DataFrame(rows)
+
+
+def remove_checkpoints(cfg: SummarizationConfig) -> None:
+    """Delete ``cfg.checkpoint_dir`` once the results are written, unless ``keep_checkpoints`` (a bart-large
+    checkpoint with optimizer state is ~5 GB)."""
+    if not cfg.keep_checkpoints and cfg.checkpoint_dir.is_dir():
+        shutil.rmtree(cfg.checkpoint_dir)
