@@ -125,7 +125,7 @@ def _load_hub_or_local(
             raise
         raise DatasetUnavailableError(  # datasets>=4 cannot run the Hub repo's loading script
             f"{spec.hub_id} is a script dataset that datasets>=4 cannot load ({err}). "
-            "Download its Parquet export (revision refs/convert/parquet) or any copy, write "
+            f"Download its Parquet export (revision refs/convert/parquet) as {split}.parquet, or write "
             f"{split}.jsonl with fields {spec.source_field!r} and {spec.target_field!r}, "
             "and pass data_dir=<that folder>."
         ) from err

@@ -21,7 +21,6 @@ Methods (paper, Table 2):
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -31,9 +30,9 @@ from typing import Any
 import datasets
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers import set_seed as hf_set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
+from r3f_utils.experiments import checkpoints
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 
@@ -307,17 +306,9 @@ def build_glue_trainer(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTra
 
 
 def train_with_resume(trainer: Trainer, cfg: RunConfig) -> dict[str, Any]:
-    """Train, resuming from the last checkpoint in ``cfg.checkpoint_dir`` if a previous run was interrupted.
-
-    The best checkpoint (by the task's dev metric) is loaded back at the end. Returns the training metrics
-    plus ``resumed_from``, ``best_checkpoint`` and ``best_metric``.
-    """
-    last = get_last_checkpoint(str(cfg.checkpoint_dir)) if cfg.checkpoint_dir.is_dir() else None
-    output = trainer.train(resume_from_checkpoint=last)
-    state = trainer.state
-    best = state.best_model_checkpoint
-    return {**output.metrics, "global_step": state.global_step, "resumed_from": last,
-            "best_checkpoint": None if best is None else Path(best).name, "best_metric": state.best_metric}
+    """Train, resuming from the last checkpoint in ``cfg.checkpoint_dir``; the best checkpoint (by the task's
+    dev metric) is loaded back at the end (:func:`r3f_utils.experiments.checkpoints.train_with_resume`)."""
+    return checkpoints.train_with_resume(trainer, cfg.checkpoint_dir)
 
 
 def evaluate_splits(
@@ -360,7 +351,5 @@ def _parametrized(model: PreTrainedModel) -> list[str]:
 
 
 def remove_checkpoints(cfg: RunConfig) -> None:
-    """Delete ``cfg.checkpoint_dir`` once the results are written, unless ``keep_checkpoints`` (a RoBERTa-large
-    checkpoint with optimizer state is ~4 GB)."""
-    if not cfg.keep_checkpoints and cfg.checkpoint_dir.is_dir():
-        shutil.rmtree(cfg.checkpoint_dir)
+    """Delete ``cfg.checkpoint_dir`` once the results are written, unless ``keep_checkpoints``."""
+    checkpoints.remove_checkpoints(cfg.checkpoint_dir, keep=cfg.keep_checkpoints)

@@ -13,7 +13,6 @@ the same plus the R3F term of fairseq's ``label_smoothed_cross_entropy_r3f`` (:c
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -31,7 +30,6 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 from transformers import set_seed as hf_set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from r3f_utils.data.summarization import (
     SUMMARIZATION_DATASETS,
@@ -39,6 +37,7 @@ from r3f_utils.data.summarization import (
     reference_text,
     target_text,
 )
+from r3f_utils.experiments import checkpoints
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.rouge import ROUGE_TYPES, compute_rouge
 
@@ -390,21 +389,7 @@ def build_summarization_trainer(
 def train_with_resume(trainer: Seq2SeqTrainer, cfg: SummarizationConfig) -> dict[str, Any]:
     """Train, resuming from the last checkpoint in ``cfg.checkpoint_dir`` when an earlier run was interrupted;
     the checkpoint with the lowest validation loss is loaded back at the end."""
-    last = get_last_checkpoint(str(cfg.checkpoint_dir)) if cfg.checkpoint_dir.is_dir() else None
-    start = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=last)
-    state = trainer.state
-    best = state.best_model_checkpoint
-    losses = [e["loss"] for e in state.log_history if "loss" in e]
-    return {
-        **output.metrics,
-        "global_step": state.global_step,
-        "resumed_from": None if last is None else Path(last).name,
-        "best_checkpoint": None if best is None else Path(best).name,
-        "best_validation_loss": state.best_metric,
-        "last_train_loss": losses[-1] if losses else None,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+    return checkpoints.train_with_resume(trainer, cfg.checkpoint_dir, best_metric_key="best_validation_loss")
 
 
 def generation_kwargs(cfg: SummarizationConfig) -> dict[str, Any]:
@@ -480,7 +465,5 @@ def show_examples(data: SummarizationData, predictions: Sequence[str], n: int = 
 
 
 def remove_checkpoints(cfg: SummarizationConfig) -> None:
-    """Delete ``cfg.checkpoint_dir`` once the results are written, unless ``keep_checkpoints`` (a bart-large
-    checkpoint with optimizer state is ~5 GB)."""
-    if not cfg.keep_checkpoints and cfg.checkpoint_dir.is_dir():
-        shutil.rmtree(cfg.checkpoint_dir)
+    """Delete ``cfg.checkpoint_dir`` once the results are written, unless ``keep_checkpoints``."""
+    checkpoints.remove_checkpoints(cfg.checkpoint_dir, keep=cfg.keep_checkpoints)

@@ -20,8 +20,16 @@ def test_local_jsonl_and_csv_load_through_datasets(tmp_path) -> None:
     assert load_split("nyu-mll/glue", "sst2", "validation", data_dir=tmp_path)["label"] == [0, 1]
 
 
+def test_local_parquet_loads(tmp_path) -> None:
+    import datasets
+
+    datasets.Dataset.from_dict({"document": ["a b c"], "summary": ["a"]}).to_parquet(str(tmp_path / "test.parquet"))
+    assert load_split("Harvard/gigaword", None, "test", data_dir=tmp_path)["summary"] == ["a"]
+
+
 def test_missing_local_split_names_the_file_and_both_fixes(tmp_path) -> None:
-    with pytest.raises(DatasetUnavailableError, match=r"no test\.jsonl, test\.json or test\.csv in .*go online"):
+    message = r"no test\.jsonl, test\.json, test\.csv or test\.parquet in .*go online"
+    with pytest.raises(DatasetUnavailableError, match=message):
         load_split("nyu-mll/glue", "sst2", "test", data_dir=tmp_path)
 
 

@@ -1,0 +1,48 @@
+"""Checkpoints of a notebook run: train with resume from ``<run>/checkpoints``, and clean them up afterwards.
+
+Shared by every experiment family. The runner's ``--resume`` moves an interrupted attempt's checkpoints into
+the new attempt's run folder, where :func:`train_with_resume` picks the last one up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+
+def train_with_resume(
+    trainer: Trainer, checkpoint_dir: Path, *, best_metric_key: str = "best_metric"
+) -> dict[str, Any]:
+    """``trainer.train()``, resuming from the last checkpoint in ``checkpoint_dir`` if a run was interrupted.
+
+    With ``load_best_model_at_end`` the best checkpoint is loaded back at the end. Returns the training
+    metrics plus ``global_step``, ``resumed_from`` and ``best_checkpoint`` (folder names), the best
+    checkpoint's metric (under ``best_metric_key``), ``last_train_loss`` and ``seconds``.
+    """
+    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    start = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=last)
+    state = trainer.state
+    best = state.best_model_checkpoint
+    losses = [e["loss"] for e in state.log_history if "loss" in e]
+    return {
+        **output.metrics,
+        "global_step": state.global_step,
+        "resumed_from": None if last is None else Path(last).name,
+        "best_checkpoint": None if best is None else Path(best).name,
+        best_metric_key: state.best_metric,
+        "last_train_loss": losses[-1] if losses else None,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def remove_checkpoints(checkpoint_dir: Path, *, keep: bool = False) -> None:
+    """Delete ``checkpoint_dir`` once the results are written, unless ``keep`` (a large model's checkpoint
+    with optimizer state takes several GB)."""
+    if not keep and checkpoint_dir.is_dir():
+        shutil.rmtree(checkpoint_dir)
