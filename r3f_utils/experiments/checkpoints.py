@@ -1,4 +1,5 @@
-"""Checkpoints of a notebook run: train with resume from ``<run>/checkpoints``, and clean them up afterwards.
+"""Checkpoints of a notebook run: the shared evaluate/checkpoint arguments, train with resume from
+``<run>/checkpoints``, and clean them up afterwards.
 
 Shared by every experiment family. The runner's ``--resume`` moves an interrupted attempt's checkpoints into
 the new attempt's run folder, where :func:`train_with_resume` picks the last one up.
@@ -46,3 +47,30 @@ def remove_checkpoints(checkpoint_dir: Path, *, keep: bool = False) -> None:
     with optimizer state takes several GB)."""
     if not keep and checkpoint_dir.is_dir():
         shutil.rmtree(checkpoint_dir)
+
+
+def checkpointed_run_arguments(
+    checkpoint_dir: Path, *, eval_steps: int, seed: int, fp16: bool, bf16: bool
+) -> dict[str, Any]:
+    """The ``TrainingArguments`` every notebook run shares: fairseq's polynomial (linear) decay to 0, evaluate
+    and checkpoint every ``eval_steps``, keep the best and the last checkpoint (resume) and reload the best at
+    the end, seeded data order, mixed precision as asked, no reporting integrations or progress bars."""
+    return {
+        "output_dir": str(checkpoint_dir),
+        "lr_scheduler_type": "polynomial",
+        "lr_scheduler_kwargs": {"lr_end": 0.0, "power": 1.0},  # fairseq polynomial_decay defaults
+        "eval_strategy": "steps",
+        "eval_steps": eval_steps,
+        "save_strategy": "steps",
+        "save_steps": eval_steps,
+        "save_total_limit": 2,  # the best and the last (for resume)
+        "load_best_model_at_end": True,
+        "logging_steps": max(1, min(50, eval_steps)),
+        "seed": seed,
+        "data_seed": seed,
+        "fp16": fp16,
+        "bf16": bf16,
+        "report_to": [],
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }

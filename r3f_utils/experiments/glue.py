@@ -241,35 +241,20 @@ def build_training_arguments(cfg: RunConfig, *, best_metric: str, num_train_exam
     steps_per_epoch = math.ceil(num_train_examples / cfg.batch_size)
     eval_steps = min(cfg.eval_steps or steps_per_epoch, cfg.total_updates)
     return TrainingArguments(
-        output_dir=str(cfg.checkpoint_dir),
+        **checkpoints.checkpointed_run_arguments(cfg.checkpoint_dir, eval_steps=eval_steps, seed=cfg.seed,
+                                                 fp16=cfg.fp16, bf16=cfg.bf16),
         max_steps=cfg.total_updates,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=max(cfg.batch_size, 32),
         learning_rate=cfg.learning_rate,
-        lr_scheduler_type="polynomial",
-        lr_scheduler_kwargs={"lr_end": 0.0, "power": 1.0},  # fairseq polynomial_decay defaults
         warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of max_steps in transformers 5
         weight_decay=cfg.weight_decay,
         adam_beta1=cfg.adam_beta1,
         adam_beta2=cfg.adam_beta2,
         adam_epsilon=cfg.adam_epsilon,
         max_grad_norm=0.0,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=2,  # the best and the last (for resume)
-        load_best_model_at_end=True,
         metric_for_best_model=best_metric,
         greater_is_better=True,
-        logging_steps=max(1, min(50, eval_steps)),
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        fp16=cfg.fp16,
-        bf16=cfg.bf16,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
 
 

@@ -327,14 +327,13 @@ def build_training_arguments(cfg: SummarizationConfig, num_train_examples: int) 
     per_update = cfg.batch_size * cfg.gradient_accumulation_steps
     eval_steps = min(cfg.eval_steps or math.ceil(num_train_examples / per_update), cfg.max_updates)
     return Seq2SeqTrainingArguments(
-        output_dir=str(cfg.checkpoint_dir),
+        **checkpoints.checkpointed_run_arguments(cfg.checkpoint_dir, eval_steps=eval_steps, seed=cfg.seed,
+                                                 fp16=cfg.fp16, bf16=cfg.bf16),
         max_steps=cfg.max_updates,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate,
-        lr_scheduler_type="polynomial",
-        lr_scheduler_kwargs={"lr_end": 0.0, "power": 1.0},  # fairseq polynomial_decay defaults
         warmup_steps=cfg.warmup_updates,
         weight_decay=cfg.weight_decay,
         adam_beta1=cfg.adam_beta1,
@@ -342,23 +341,9 @@ def build_training_arguments(cfg: SummarizationConfig, num_train_examples: int) 
         adam_epsilon=cfg.adam_epsilon,
         max_grad_norm=cfg.max_grad_norm,
         label_smoothing_factor=cfg.label_smoothing,
-        eval_strategy="steps",
-        eval_steps=eval_steps,
-        save_strategy="steps",
-        save_steps=eval_steps,
-        save_total_limit=2,  # the best and the last (for resume)
-        load_best_model_at_end=True,
         metric_for_best_model="loss",  # fairseq's checkpoint_best.pt: lowest validation loss
         greater_is_better=False,
         predict_with_generate=True,
-        logging_steps=max(1, min(50, eval_steps)),
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        fp16=cfg.fp16,
-        bf16=cfg.bf16,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
 
