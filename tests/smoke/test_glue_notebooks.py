@@ -51,6 +51,27 @@ def kernel_env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 
+def execute_all(notebook: Path, base: Path, jobs: dict[str, dict[str, Any]]
+                ) -> dict[str, ResultRecord | BaseException]:
+    """Execute ``notebook`` once per job (name -> parameters) into ``base/<name>``, WORKERS kernels at a time,
+    in :func:`kernel_env`; a failed execution is returned as its exception (reported by that job's test)."""
+
+    def run(name: str) -> ResultRecord | BaseException:
+        try:
+            return execute(notebook, base / name, jobs[name])
+        except Exception as err:
+            return err
+
+    saved = dict(os.environ)
+    os.environ.update(kernel_env())
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            return dict(zip(jobs, pool.map(run, jobs), strict=True))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def registry_smoke_runs(notebook: str) -> dict[tuple[str, str], tuple[dict[str, Any], dict[str, dict[str, float]]]]:
     """(task, method) -> (smoke parameters of the registry's experiment, {row id: pinned smoke values})."""
     out: dict[tuple[str, str], tuple[dict[str, Any], dict[str, dict[str, float]]]] = {}
@@ -76,20 +97,7 @@ def glue_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ResultRecor
         jobs[f"{task}-{method}"] = params
     jobs["rte-r3f-repeat"] = jobs["rte-r3f"]
 
-    def run(name: str) -> ResultRecord | BaseException:
-        try:
-            return execute(NOTEBOOK, base / name, jobs[name])
-        except Exception as err:  # reported by the test of that pair
-            return err
-
-    saved = dict(os.environ)
-    os.environ.update(kernel_env())
-    try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            return dict(zip(jobs, pool.map(run, jobs), strict=True))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    return execute_all(NOTEBOOK, base, jobs)
 
 
 def _record(glue_runs: dict[str, Any], name: str) -> ResultRecord:

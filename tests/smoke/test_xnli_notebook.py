@@ -7,8 +7,6 @@ must come out. Time budget: 3 executions, ~7 s each, two at a time (~15 s on an 
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,15 +14,12 @@ from test_glue_notebooks import (  # the sibling module (pytest puts tests/smoke
     PIN_TOL,
     ROOT,
     SIGMA_TOL,
-    WORKERS,
-    execute,
-    kernel_env,
+    execute_all,
     registry_smoke_runs,
 )
 
 from r3f_utils.data.xnli import XNLI_LANGUAGES
 from r3f_utils.experiments.xnli import XNLI_METHODS
-from r3f_utils.results import ResultRecord
 
 NOTEBOOK = ROOT / "notebooks" / "xnli.ipynb"
 SMOKE_LANGUAGES = list(XNLI_LANGUAGES)  # the fixtures cover all 15 (the notebook's default)
@@ -36,20 +31,7 @@ def xnli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     registry = registry_smoke_runs("notebooks/xnli.ipynb")
     jobs = {m: registry.get(("xnli", m), ({"method": m, "seed": 1}, {}))[0] for m in XNLI_METHODS}
 
-    def run(method: str) -> ResultRecord | BaseException:
-        try:
-            return execute(NOTEBOOK, base / method, jobs[method])
-        except Exception as err:
-            return err
-
-    saved = dict(os.environ)
-    os.environ.update(kernel_env())
-    try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            return dict(zip(jobs, pool.map(run, jobs), strict=True))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    return execute_all(NOTEBOOK, base, jobs)
 
 
 @pytest.mark.notebooks
