@@ -30,6 +30,17 @@ def _load(path: str, *, check_notebooks: bool = False) -> list[RegistryRow]:
     return load_registry(path, check_notebooks=check_notebooks)
 
 
+def _load_with_results(args: argparse.Namespace) -> tuple[list[RegistryRow], list] | None:
+    """The registry and the records under ``--results``; None (after printing why) when either is unusable."""
+    from .results import ResultsError, read_results
+
+    try:
+        return _load(args.registry), read_results(args.results)
+    except (RegistryError, ResultsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate the registry; exit 1 on any problem."""
     try:
@@ -62,14 +73,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Check results under ``--results`` against the registry; print the table."""
     from .checker import check, exit_code, format_table
-    from .results import ResultsError, read_results
 
-    try:
-        rows = _load(args.registry)
-        records = read_results(args.results)
-    except (RegistryError, ResultsError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    loaded = _load_with_results(args)
+    if loaded is None:
         return 2
+    rows, records = loaded
     if not any(r.profile == args.profile for r in records):
         found = sorted({r.profile for r in records})
         print(
@@ -91,14 +99,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write report.md / report.html for the results under ``--results``."""
     from .checker import check
     from .report import write_report
-    from .results import ResultsError, read_results
 
-    try:
-        rows = _load(args.registry)
-        records = read_results(args.results)
-    except (RegistryError, ResultsError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    loaded = _load_with_results(args)
+    if loaded is None:
         return 2
+    rows, records = loaded
     result = check(rows, records, args.profile, include_reported=True)
     md_path, html_path = write_report(rows, result, args.out or args.results)
     print(f"wrote {md_path} and {html_path}")
@@ -147,12 +152,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_pin(args: argparse.Namespace) -> int:
     """Write the smoke values found under ``--results`` into the rows' ``smoke.expected``."""
     from .pin import PinError, pin_smoke_expectations
-    from .results import ResultsError, read_results
 
+    loaded = _load_with_results(args)
+    if loaded is None:
+        return 2
+    rows, records = loaded
     try:
-        rows = select_rows(_load(args.registry), args.rows)
-        changes = pin_smoke_expectations(args.registry, read_results(args.results), rows, decimals=args.decimals)
-    except (RegistryError, ResultsError, PinError) as err:
+        changes = pin_smoke_expectations(args.registry, records, select_rows(rows, args.rows),
+                                         decimals=args.decimals)
+    except (RegistryError, PinError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for row_id, values in changes.items():
