@@ -327,7 +327,7 @@ def run_slurm(
     *,
     kernel_name: str = "python3",
     wait: bool = True,
-    poll_s: float = 5.0,
+    poll_s: float = 30.0,
     show_progress: bool = True,
 ) -> list[JobOutcome]:
     """Submit (see :func:`submit_slurm`); with ``wait``, block until every job ended and return all outcomes in
@@ -345,6 +345,7 @@ def run_slurm(
     from tqdm.auto import tqdm
 
     pending = list(submitted)
+    wait_s = 0.2
     with tqdm(total=len(submitted), desc="reproduce (slurm)", unit="run", file=sys.stderr,
               disable=not show_progress) as bar:
         while pending:
@@ -360,7 +361,8 @@ def run_slurm(
                     still.append((job, handle))
             pending = still
             if pending:
-                time.sleep(poll_s)
+                time.sleep(wait_s)
+                wait_s = min(poll_s, wait_s * 2)  # short jobs are collected quickly, long ones polled rarely
     return [by_folder[j.folder] for j in jobs]
 
 
