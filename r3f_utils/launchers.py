@@ -150,19 +150,22 @@ def run_local(
     for env in envs:
         slots.put(env)
     outcomes: dict[int, JobOutcome] = {}
-    with (
-        ProcessPoolExecutor(len(envs), mp_context=context, initializer=_init_worker, initargs=(slots,)) as pool,
-        tqdm(total=len(jobs), desc=f"reproduce ({len(envs)} at once)", unit="run", file=sys.stderr,
-             disable=not show_progress) as bar,
-    ):
-        futures = {pool.submit(_execute, job, batch_dir, resume, kernel_name): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            outcome = future.result()  # a RunnerError (e.g. an existing run folder) stops the batch, as in run_jobs
-            outcomes[futures[future]] = outcome
-            if outcome.status == "failed":
-                bar.write(f"FAILED {outcome.job.folder}: {outcome.error}")
-            bar.set_postfix_str(str(outcome.job.folder))
-            bar.update()
+    pool = ProcessPoolExecutor(len(envs), mp_context=context, initializer=_init_worker, initargs=(slots,))
+    try:
+        with tqdm(total=len(jobs), desc=f"reproduce ({len(envs)} at once)", unit="run", file=sys.stderr,
+                  disable=not show_progress) as bar:
+            futures = {pool.submit(_execute, job, batch_dir, resume, kernel_name): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                outcome = future.result()  # a RunnerError (an existing run folder) stops the batch, as in run_jobs
+                outcomes[futures[future]] = outcome
+                if outcome.status == "failed":
+                    bar.write(f"FAILED {outcome.job.folder}: {outcome.error}")
+                bar.set_postfix_str(str(outcome.job.folder))
+                bar.update()
+    except BaseException:  # Ctrl-C or an error: start nothing more (a terminal's Ctrl-C also stops the runs)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return [outcomes[i] for i in range(len(jobs))]
 
 

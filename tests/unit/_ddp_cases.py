@@ -54,7 +54,7 @@ def build(case: str) -> tuple[type, torch.nn.Module, datasets.Dataset, R3FConfig
         model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
         return R3FTrainer, model, classification_data(), r3f, {}
     model, _ = build_tiny_model("tiny-bart", dropout=0.0)
-    data = seq2seq_data()  # decoder inputs as DataCollatorForSeq2Seq(model=...) makes them (the standard path needs them)
+    data = seq2seq_data()  # + decoder inputs, as DataCollatorForSeq2Seq(model=...) adds them (the standard path)
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=torch.tensor(data["labels"]))
     data = data.add_column("decoder_input_ids", decoder_input_ids.tolist())
     return R3FSeq2SeqTrainer, model, data, r3f, {"label_smoothing_factor": 0.1}
