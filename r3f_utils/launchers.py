@@ -91,10 +91,9 @@ def slot_environments(jobs: int, profile: str, gpus: Sequence[str] | None = None
     gpus = visible_gpus() if gpus is None else list(gpus)
     if gpus and _uses_gpus(profile):
         return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(jobs)]
-    env = {"CUDA_VISIBLE_DEVICES": ""}
-    if profile != "smoke":  # tiny smoke models set one thread themselves
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    return [dict(env) for _ in range(jobs)]
+    if profile == "smoke":  # the runner keeps smoke on CPU (unless the caller says otherwise); 1 thread per model
+        return [{} for _ in range(jobs)]
+    return [{"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))} for _ in range(jobs)]
 
 
 _slot: dict[str, str] = {}

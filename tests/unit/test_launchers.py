@@ -39,8 +39,8 @@ def test_slot_environments_pin_one_device_per_worker(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert slot_environments(3, "paper", gpus=["4", "6"]) == [
         {"CUDA_VISIBLE_DEVICES": "4"}, {"CUDA_VISIBLE_DEVICES": "6"}, {"CUDA_VISIBLE_DEVICES": "4"}]
-    assert slot_environments(2, "smoke", gpus=["0"]) == [{"CUDA_VISIBLE_DEVICES": ""}] * 2
-    assert slot_environments(2, "cpu", gpus=[]) == [{"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "4"}] * 2
+    assert slot_environments(2, "smoke", gpus=["0"]) == [{}, {}]  # smoke stays on CPU, 1 thread per tiny model
+    assert slot_environments(2, "cpu", gpus=[]) == [{"OMP_NUM_THREADS": "4"}] * 2  # the cores split between runs
     with pytest.raises(RunnerError, match="--jobs must be at least 1"):
         slot_environments(0, "smoke", gpus=[])
 
