@@ -88,7 +88,7 @@ _REQUIRED = (
 _OPTIONAL = ("experiment", "notebook", "parameters", "smoke", "notes", "printed")
 _TOP_LEVEL = ("schema_version", "templates", "rows")
 _SMOKE_KEYS = ("parameters", "expected", "tolerance")
-_DATASET_KEYS = ("hub_id", "config", "split")
+_DATASET_KEYS = ("hub_id", "config", "split", "revision")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _NUMBER_LIKE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
@@ -108,6 +108,7 @@ class DatasetRef:
     hub_id: str
     config: str | None
     split: str | tuple[str, ...]
+    revision: str | None = None  # a Hub branch/commit, e.g. refs/convert/parquet (the Parquet conversion)
 
 
 @dataclass(frozen=True)
@@ -271,11 +272,14 @@ class _RowParser:
             self.error("dataset.hub_id", f"expected a Hub dataset id, got {hub_id!r}")
         if config is not None and not isinstance(config, str):
             self.error("dataset.config", f"expected a string or null, got {config!r}")
+        revision = value.get("revision")
+        if revision is not None and (not isinstance(revision, str) or not revision):
+            self.error("dataset.revision", f"expected a Hub revision (refs/convert/parquet) or null, got {revision!r}")
         if isinstance(split, list) and split and all(isinstance(s, str) for s in split):
             split = tuple(split)
         elif not isinstance(split, str) or not split:
             self.error("dataset.split", f"expected a split name or a list of them, got {split!r}")
-        return DatasetRef(str(hub_id), config, split)
+        return DatasetRef(str(hub_id), config, split, revision)
 
     def parameters(self, fld: str, value: Any) -> dict[str, Any]:
         if value is None:
