@@ -1,0 +1,69 @@
+"""Official (fairseq) semantics the paper profile depends on: seq2seq decoder padding, R4F's spectral norm,
+and the released RoBERTa path (``noise_type="none"``).
+
+Budget: ~4 s (tiny models, CPU).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import DataCollatorForSeq2Seq
+
+from r3f_utils.collators import FairseqSeq2SeqCollator
+from r3f_utils.models import load_model_and_tokenizer
+from r3f_utils.noise import noised_input_embeddings
+from r3f_utils.r3f import symmetric_kl
+
+TEXTS = ["the cat sat on the mat", "a dog ran", "birds sing in the morning light", "rain again today"] * 10
+
+
+@pytest.fixture(scope="module")
+def tiny_bart():
+    model, tokenizer = load_model_and_tokenizer("tiny-bart", head="seq2seq", texts=TEXTS, seed=0)
+    return model.eval(), tokenizer
+
+
+def _features(tokenizer) -> list[dict]:
+    sources = ["the cat sat on the mat", "a dog ran", "birds sing"]
+    targets = ["cat sat on the mat today", "dog", "birds sing in the morning"]
+    return [{"input_ids": tokenizer(s)["input_ids"], "labels": tokenizer(text_target=t)["input_ids"]}
+            for s, t in zip(sources, targets, strict=True)]
+
+
+def _fairseq_logits(model, tokenizer, features, noise_seed: int | None) -> torch.Tensor:
+    """fairseq's decoder computation: prev_output_tokens = [eos] + target[:-1], right-padded with pad, and
+    self-attention masking future keys and padded keys (prev_output_tokens.eq(pad)); built by hand here."""
+    pad, eos = tokenizer.pad_token_id, model.config.decoder_start_token_id
+    width = max(len(f["labels"]) for f in features)
+    prev = torch.full((len(features), width), pad)
+    for i, f in enumerate(features):
+        prev[i, : len(f["labels"])] = torch.tensor([eos, *f["labels"][:-1]])
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    mask4d = (causal[None] & prev.ne(pad)[:, None, :])[:, None]
+    source = tokenizer.pad({"input_ids": [f["input_ids"] for f in features]}, return_tensors="pt")
+    return _logits(model, {**source, "decoder_input_ids": prev, "decoder_attention_mask": mask4d}, noise_seed)
+
+
+def _logits(model, batch: dict, noise_seed: int | None) -> torch.Tensor:
+    batch = {k: v for k, v in batch.items() if k != "labels"}
+    if noise_seed is None:
+        return model(**batch).logits
+    torch.manual_seed(noise_seed)
+    with noised_input_embeddings(model, eps=0.5, noise_type="normal", detach=False):
+        return model(**batch).logits
+
+
+def test_seq2seq_collator_gives_the_fairseq_per_sequence_kl_on_a_padded_batch(tiny_bart) -> None:
+    model, tokenizer = tiny_bart
+    features = _features(tokenizer)
+    with torch.no_grad():
+        ref = symmetric_kl(_fairseq_logits(model, tokenizer, features, 0), _fairseq_logits(model, tokenizer,
+                                                                                           features, None))
+        batch = FairseqSeq2SeqCollator(tokenizer, model=model, label_pad_token_id=-100)(features)
+        assert batch["decoder_attention_mask"].sum(1).tolist() == [len(f["labels"]) for f in features]
+        ours = symmetric_kl(_logits(model, batch, 0), _logits(model, batch, None))
+        plain = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)(features)
+        before = symmetric_kl(_logits(model, plain, 0), _logits(model, plain, None))
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert abs(before.item() - ref.item()) > 1e-4 * ref.item()  # the unmasked batch differs at padded positions
