@@ -94,6 +94,7 @@ class RunConfig:
     r3f_lambda: float = 1.0
     noise_type: str = "uniform"
     r4f_scope: str = "out_proj"
+    r4f_spectral_norm: str = "hook"  # hook (official: torch.nn.utils.spectral_norm) | parametrization (warm-up)
     longer_training_factor: float = 2.0  # std++ only
     max_length: int = 512  # fairseq --max-positions 512
     eval_steps: int | None = None  # None = once per epoch of the training data
@@ -214,7 +215,7 @@ def build_glue_model(
     if cfg.method == "r4f":
         from r3f_utils import apply_r4f
 
-        apply_r4f(model, scope=cfg.r4f_scope)
+        apply_r4f(model, scope=cfg.r4f_scope, spectral_norm=cfg.r4f_spectral_norm)
     return model, tokenizer
 
 
@@ -330,9 +331,10 @@ def run_extra(cfg: RunConfig, model: PreTrainedModel, train_summary: Mapping[str
 
 
 def _parametrized(model: PreTrainedModel) -> list[str]:
-    from torch.nn.utils import parametrize
+    """The spectrally normalised modules (either R4F implementation)."""
+    from r3f_utils.r4f import spectral_normed_modules
 
-    return [name for name, module in model.named_modules() if parametrize.is_parametrized(module)]
+    return spectral_normed_modules(model)
 
 
 def remove_checkpoints(cfg: RunConfig) -> None:

@@ -67,3 +67,30 @@ def test_seq2seq_collator_gives_the_fairseq_per_sequence_kl_on_a_padded_batch(ti
         before = symmetric_kl(_logits(model, plain, 0), _logits(model, plain, None))
     assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
     assert abs(before.item() - ref.item()) > 1e-4 * ref.item()  # the unmasked batch differs at padded positions
+
+
+def test_r4f_default_is_torch_nn_utils_spectral_norm_one_iteration_per_forward_no_warmup() -> None:
+    from torch.nn.utils import spectral_norm
+
+    from r3f_utils.r4f import apply_r4f, head_spectral_norms
+    from r3f_utils.tiny_models import build_tiny_model
+
+    model, _ = build_tiny_model("tiny-roberta", num_labels=3)
+    head = model.classifier.out_proj
+    reference = torch.nn.Linear(head.in_features, head.out_features)
+    reference.load_state_dict(head.state_dict())
+    torch.manual_seed(0)
+    apply_r4f(model)
+    torch.manual_seed(0)
+    spectral_norm(reference)  # what fairseq's --spectral-norm-classification-head calls
+    x = torch.randn(4, head.in_features)
+    for training in (True, True, True, False):  # one power iteration per training forward, none in eval
+        head.train(training)
+        reference.train(training)
+        assert torch.equal(head(x), reference(x))
+    assert torch.equal(head.weight_u, reference.weight_u)
+    warmed, _ = build_tiny_model("tiny-roberta", num_labels=3)
+    apply_r4f(warmed, spectral_norm="parametrization")  # the named option: 15 warm-up iterations
+    assert head_spectral_norms(warmed)["out_proj"] == pytest.approx(1.0, abs=1e-2)
+    with pytest.raises(ValueError, match="spectral_norm must be one of"):
+        apply_r4f(build_tiny_model("tiny-roberta", num_labels=3)[0], spectral_norm="power")
