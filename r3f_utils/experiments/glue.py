@@ -54,7 +54,7 @@ __all__ = [
 
 GLUE_METHODS = ("standard", "std++", "r3f", "r4f")
 PROFILES = ("smoke", "paper")
-NOISE_TYPES = ("uniform", "normal")
+NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -94,3 +94,34 @@ def test_r4f_default_is_torch_nn_utils_spectral_norm_one_iteration_per_forward_n
     assert head_spectral_norms(warmed)["out_proj"] == pytest.approx(1.0, abs=1e-2)
     with pytest.raises(ValueError, match="spectral_norm must be one of"):
         apply_r4f(build_tiny_model("tiny-roberta", num_labels=3)[0], spectral_norm="power")
+
+
+def test_noise_type_none_second_pass_is_a_clean_pass_with_fresh_dropout(tmp_path) -> None:
+    """The released fairseq RoBERTa path: two clean passes, dropout-independent, and the same symmetric KL."""
+    from transformers import TrainingArguments
+
+    from r3f_utils import R3FConfig, R3FTrainer
+    from r3f_utils.tiny_models import build_tiny_model
+
+    model, tok = build_tiny_model("tiny-roberta", texts=TEXTS, num_labels=2)
+    args = TrainingArguments(str(tmp_path), report_to=[], use_cpu=True, save_strategy="no")
+    inputs = {**tok(TEXTS[:4], padding=True, return_tensors="pt"), "labels": torch.tensor([0, 1, 0, 1])}
+    features = {k: v for k, v in inputs.items() if k != "labels"}
+    model.train()
+    for noise_type, pass_mode in (("none", "separate"), ("none", "concat"), ("uniform", "separate")):
+        trainer = R3FTrainer(model=model, args=args, r3f=R3FConfig(noise_type=noise_type, pass_mode=pass_mode))
+        torch.manual_seed(1)
+        result, outputs = trainer._r3f_loss(model, inputs, None)
+        torch.manual_seed(1)
+        clean, second = model(**features).logits, model(**features).logits  # two plain passes
+        if pass_mode == "concat":  # one doubled batch: the same dropout draws, in one call
+            torch.manual_seed(1)
+            both = model(**{k: torch.cat([v, v]) for k, v in features.items()}).logits
+            clean, second = both[:4], both[4:]
+        same = torch.allclose(result.symm_kl, symmetric_kl(second, clean).detach(), atol=1e-6)
+        assert same == (noise_type == "none"), (noise_type, pass_mode)
+        if noise_type == "none":
+            assert torch.allclose(outputs.logits[:4], clean) and result.symm_kl > 0  # dropout differs per pass
+    model.eval()
+    with torch.no_grad(), noised_input_embeddings(model, eps=1.0, noise_type="none", detach=True):
+        assert torch.equal(model(**features).logits, model(**features).logits)
