@@ -30,7 +30,12 @@ _COLORS = {
 
 
 def _cells(row: RegistryRow, v: Verdict) -> list[str]:
-    dataset = row.dataset.hub_id + (f" ({row.dataset.config})" if row.dataset.config else "")
+    ref = row.dataset
+    if ref is None:
+        dataset = "none (random batches)"
+    else:
+        config = ", ".join(ref.config) if isinstance(ref.config, tuple) else ref.config
+        dataset = ref.hub_id + (f" ({config})" if config else "")
     paper = row.printed.get(v.metric, format(v.paper, "g"))
     if row.printed.get(v.metric):
         paper = f"{paper} = {v.paper:g}"

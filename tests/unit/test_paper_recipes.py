@@ -77,3 +77,98 @@ def test_registry_rejects_a_bad_revision(tmp_path) -> None:
     (tmp_path / "r.yaml").write_text(text)
     with pytest.raises(ValueError, match=r"dataset\.revision.*expected a Hub revision"):
         load_registry(tmp_path / "r.yaml", check_notebooks=False)
+
+
+def _validate_paper(registry: Path, capsys) -> tuple[int, str]:
+    from r3f_utils.cli import main
+
+    code = main(["validate", "--registry", str(registry), "--profile", "paper", "--no-notebooks"])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _doctored(tmp_path: Path, old: str, new: str, count: int = -1) -> Path:
+    text = REGISTRY.read_text()
+    assert old in text
+    (tmp_path / "registry.yaml").write_text(text.replace(old, new, count))
+    return tmp_path / "registry.yaml"
+
+
+def test_validate_paper_lists_downloads_updates_epochs_and_gpu_hours(capsys) -> None:
+    code, out = _validate_paper(REGISTRY, capsys)
+    assert code == 0, out
+    line = next(x for x in out.splitlines() if x.startswith("table4.gigaword.bart_r3f "))
+    updates, epochs, hours = line.split()[1:4]
+    assert int(updates) > 1000 and 1 <= float(epochs) <= 20 and float(hours) > 0
+    assert "Harvard/gigaword/default@refs/convert/parquet:train" in line
+    assert "ctr4si/reddit_tifu/long@refs/convert/parquet:train" in out
+    assert "facebook/xnli/sw:test" in out and "nyu-mll/glue/mnli:validation_mismatched" in out
+    assert "estimated GPU-hours, all runs x seeds" in out
+
+
+def test_validate_paper_fails_on_a_loading_script_dataset_without_the_conversion(tmp_path, capsys) -> None:
+    registry = _doctored(tmp_path, "split: test, revision: refs/convert/parquet}", "split: test}")
+    code, out = _validate_paper(registry, capsys)
+    assert code == 1
+    assert "Harvard/gigaword is a loading-script repository" in out and "revision: refs/convert/parquet" in out
+
+
+def test_validate_paper_fails_when_a_row_names_another_dataset_than_its_loader(tmp_path, capsys) -> None:
+    registry = _doctored(tmp_path, "config: [en, fr, es, de, el, bg, ru, tr, ar, vi, th, zh, hi, sw, ur]",
+                         "config: all_languages")
+    code, out = _validate_paper(registry, capsys)
+    assert code == 1 and "row 'table3.xnli.xlmr_large': dataset is" in out and "loader reads" in out
+
+
+def test_summarization_budgets_are_the_derived_ones_and_evaluate_often(tmp_path, capsys) -> None:
+    from r3f_utils.recipes import MIN_EVALUATIONS, TOKENS_PER_UPDATE, derive_summarization_budget
+
+    rows = [r for r in load_registry(REGISTRY, check_notebooks=False) if r.task == "summarization"
+            and r.role == "target"]
+    for row in rows:
+        budget, p = derive_summarization_budget(row.parameters["dataset"]), row.parameters
+        assert (p["batch_size"], p["gradient_accumulation_steps"], p["max_updates"], p["warmup_updates"],
+                p["eval_steps"]) == (budget.batch_size, budget.gradient_accumulation_steps, budget.updates,
+                                     budget.warmup_updates, budget.eval_steps), row.id
+        assert 2 <= budget.epochs <= 10 and p["max_updates"] // p["eval_steps"] >= MIN_EVALUATIONS
+        assert any(n.startswith(budget.derivation()) for n in row.notes), row.id
+        # tokens per update ~ fairseq's 65,536 (within one micro-batch of rounding)
+        from r3f_utils.recipes import SUMMARIZATION_STATS
+
+        tokens = budget.documents_per_update * SUMMARIZATION_STATS[budget.dataset][1]
+        assert abs(tokens - TOKENS_PER_UPDATE) <= budget.batch_size * SUMMARIZATION_STATS[budget.dataset][1]
+    # the old Reddit TIFU budget (64 posts x 200,000 updates, ~380 epochs) is refused
+    registry = _doctored(tmp_path, "max_updates: 1491, warmup_updates: 37, eval_steps: 149",
+                         "max_updates: 200000, warmup_updates: 5000, eval_steps: 149", 1)
+    code, out = _validate_paper(registry, capsys)
+    assert code == 1 and "row 'table4.reddit_tifu.bart': max_updates is 200000, the derivation gives 1491" in out
+
+
+def test_std_baselines_carry_their_sources_recipe_and_aggregation() -> None:
+    from r3f_utils.experiments.glue import RunConfig
+
+    rows = {r.id: r for r in load_registry(REGISTRY, check_notebooks=False)}
+    fairseq = {"mnli": (1e-5, 32, 123873), "qqp": (1e-5, 32, 113272), "rte": (2e-5, 16, 2036),
+               "qnli": (1e-5, 32, 33112), "mrpc": (1e-5, 16, 2296), "cola": (1e-5, 16, 5336), "sst2": (1e-5, 32, 20935)}
+    for task, (lr, batch, updates) in fairseq.items():
+        std = rows[f"table2a.{task}.roberta_large_std"]
+        p = std.parameters
+        assert std.aggregation == "median_of_5" and std.seeds_needed == 5
+        assert (p["learning_rate"], p["batch_size"], p["max_updates"], p["weight_decay"]) == (lr, batch, updates, 0.1)
+        assert any("RoBERTa paper" in n and "median of 5 runs" in n for n in std.notes)
+        median = rows[f"table2b.{task}.roberta_large_std"]
+        assert median.aggregation == "median_of_10" and median.experiment != std.experiment
+        assert not any("published RoBERTa numbers" in n for n in median.notes)
+        stdpp = rows[f"table2a.{task}.roberta_large_stdpp"]
+        factor = RunConfig.__dataclass_fields__["longer_training_factor"].default
+        assert any(f"longer_training_factor {factor}" in n for n in stdpp.notes), task
+
+
+def test_one_spelling_per_fact_for_table1_xnli_and_checkpoint_selection() -> None:
+    from r3f_utils.registry import XNLI_LANGUAGES
+
+    rows = load_registry(REGISTRY, check_notebooks=False)
+    assert all(r.dataset is None for r in rows if r.table == "1")  # pass counts use random token batches
+    assert all(r.dataset.config == XNLI_LANGUAGES for r in rows if r.task == "xnli")
+    docs = (REGISTRY.parent / "docs" / "registry.md").read_text()
+    assert "measured by `notebooks/compute_cost.ipynb`" in docs and "MCC for\n  CoLA**, a deviation" in docs
