@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 GLUE_METHODS = ("standard", "std++", "r3f", "r4f")
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "cpu", "paper")  # cpu: real pretrained weights (minilm) on a CPU
 NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
@@ -172,6 +172,9 @@ def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> R
                "the paper profile needs a pretrained model (the registry row's model_name), not a tiny smoke model")
         _check(cfg.data_dir != FIXTURES, "data_dir", cfg.data_dir,
                "the paper profile needs the real data: None (the Hub) or a folder with the full files")
+    if cfg.profile == "cpu":
+        _check(not cfg.model_name.startswith("tiny-"), "model_name", cfg.model_name,
+               "the cpu profile runs real pretrained weights on a CPU (model_name='minilm'), not a tiny smoke model")
     if cfg.data_dir == FIXTURES:
         cfg.data_dir = _fixtures(family)
     return cfg

@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 SUMMARIZATION_METHODS = ("standard", "r3f")
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "cpu", "paper")  # the cpu profile has no summarization rows yet
 NOISE_TYPES = ("uniform", "normal")
 FIXTURES = "fixtures"  # data_dir value meaning tests/fixtures/summarization of this repository
 REPO_ROOT = Path(__file__).resolve().parents[2]

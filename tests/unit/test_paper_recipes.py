@@ -172,3 +172,28 @@ def test_one_spelling_per_fact_for_table1_xnli_and_checkpoint_selection() -> Non
     assert all(r.dataset.config == XNLI_LANGUAGES for r in rows if r.task == "xnli")
     docs = (REGISTRY.parent / "docs" / "registry.md").read_text()
     assert "measured by `notebooks/compute_cost.ipynb`" in docs and "MCC for\n  CoLA**, a deviation" in docs
+
+
+def test_cpu_profile_rows_run_minilm_with_their_own_pins_and_compare_the_released_path() -> None:
+    rows = {r.id: r for r in load_registry(REGISTRY, check_notebooks=False)}
+    cpu_rows = [r for r in rows.values() if r.cpu is not None]
+    assert {r.experiment for r in cpu_rows} >= {"table2.sst2.roberta_large_std", "table2.sst2.roberta_large_r3f",
+                                                "table2.sst2.roberta_large_r4f",
+                                                "released.sst2.roberta_large_r3f_noise_none"}
+    for row in cpu_rows:
+        assert row.parameters_for("cpu")["model_name"] == "minilm" != row.parameters_for("smoke").get("model_name")
+        assert row.cpu.expected and row.cpu.tolerance and row.cpu.expected != row.smoke.expected, row.id
+    released, paper = rows["released.sst2.roberta_large_r3f_noise_none"], rows["table2a.sst2.roberta_large_r3f"]
+    for profile in ("paper", "cpu"):
+        ours, theirs = released.parameters_for(profile), paper.parameters_for(profile)
+        assert (ours.pop("noise_type"), theirs.pop("noise_type")) == ("none", "uniform") and ours == theirs
+
+
+def test_glue_notebook_config_accepts_the_cpu_profile_only_with_real_weights() -> None:
+    from r3f_utils.experiments.glue import resolve_glue_config
+
+    base = dict(task="sst2", method="r3f", learning_rate=1e-4, max_updates=2, batch_size=2, data_dir="fixtures",
+                output_dir="unused", profile="cpu", noise_type="none")
+    assert resolve_glue_config(model_name="minilm", **base).profile == "cpu"
+    with pytest.raises(ValueError, match=r"model_name='tiny-roberta'.*cpu profile runs real pretrained weights"):
+        resolve_glue_config(model_name="tiny-roberta", **base)
