@@ -36,8 +36,8 @@ def _cells(row: RegistryRow, v: Verdict) -> list[str]:
     else:
         config = ", ".join(ref.config) if isinstance(ref.config, tuple) else ref.config
         dataset = ref.hub_id + (f" ({config})" if config else "")
-    paper = row.printed.get(v.metric, format(v.paper, "g"))
-    if row.printed.get(v.metric):
+    paper = row.printed.get(v.metric, "-" if v.paper is None else format(v.paper, "g"))  # None: no printed number
+    if row.printed.get(v.metric) and v.paper is not None:
         paper = f"{paper} = {v.paper:g}"
     reproduced = "-" if v.reproduced is None else f"{v.reproduced:.2f}"
     if v.reproduced is not None and v.n_seeds < v.seeds_needed:
