@@ -21,7 +21,10 @@ from r3f_utils.r3f import NOISE_TYPES
 
 
 def sample_noise(like: torch.Tensor, eps: float, noise_type: str) -> torch.Tensor:
-    """Fresh noise with the shape, dtype and device of ``like``: U(-eps, eps) or N(0, eps) (eps = std)."""
+    """Fresh noise with the shape, dtype and device of ``like``: U(-eps, eps), N(0, eps) (eps = std), or zeros
+    for ``"none"``."""
+    if noise_type == "none":
+        return torch.zeros_like(like)
     if noise_type == "uniform":
         return torch.empty_like(like).uniform_(-eps, eps)
     if noise_type == "normal":
@@ -70,8 +73,12 @@ def noised_input_embeddings(
             embedding matrix then gets no gradient through it. Its seq2seq criterion does not.
         rows: noise only these batch rows (the noised half of a doubled batch); default all rows.
 
-    The hook is removed on exit, also when the forward raises.
+    The hook is removed on exit, also when the forward raises. ``noise_type="none"`` (the released fairseq
+    RoBERTa path) installs no hook: passes inside the block are plain clean passes, embeddings not detached.
     """
+    if noise_type == "none":
+        yield
+        return
     encoder = _encoder_of(model)
     embeddings = _token_embeddings(encoder if encoder is not None else model)
     if embeddings is None and encoder is not None:

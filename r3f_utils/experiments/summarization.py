@@ -23,7 +23,6 @@ import datasets
 import numpy as np
 import torch
 from transformers import (
-    DataCollatorForSeq2Seq,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Seq2SeqTrainer,
@@ -31,6 +30,7 @@ from transformers import (
 )
 from transformers import set_seed as hf_set_seed
 
+from r3f_utils.collators import FairseqSeq2SeqCollator
 from r3f_utils.data.summarization import (
     SUMMARIZATION_DATASETS,
     load_summarization,
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 SUMMARIZATION_METHODS = ("standard", "r3f")
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "cpu", "paper")  # the cpu profile has no summarization rows yet
 NOISE_TYPES = ("uniform", "normal")
 FIXTURES = "fixtures"  # data_dir value meaning tests/fixtures/summarization of this repository
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -357,7 +357,7 @@ def build_summarization_trainer(
     """An :class:`r3f_utils.R3FSeq2SeqTrainer` (``r3f=None`` for ``standard``) over the tokenized splits."""
     from r3f_utils import R3FSeq2SeqTrainer
 
-    collator = DataCollatorForSeq2Seq(
+    collator = FairseqSeq2SeqCollator(  # fairseq's decoder padding: pad ids + decoder_attention_mask
         tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=8 if (cfg.fp16 or cfg.bf16) else None
     )
     return R3FSeq2SeqTrainer(
