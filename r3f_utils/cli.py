@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .launchers import add_arguments as add_launcher_arguments
 from .registry import (
     DEFAULT_REGISTRY,
     PROFILES,
@@ -19,6 +20,7 @@ from .registry import (
     select_claims,
     select_rows,
 )
+from .train import add_arguments as add_train_arguments
 
 __all__ = ["main"]
 
@@ -147,9 +149,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run the selected rows' notebooks with papermill, then check the batch."""
+    from . import launchers
     from .checker import check, exit_code, format_table
     from .results import ResultsError, read_results
-    from .runner import RunnerError, new_batch_dir, parse_override, plan_jobs, run_jobs, validate_jobs
+    from .runner import RunnerError, new_batch_dir, parse_override, plan_jobs, validate_jobs
 
     try:
         rows, claims = _selection(read_registry(args.registry, check_notebooks=False), args.rows)
@@ -158,6 +161,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if not jobs:
             raise RunnerError(f"no target row of profile {args.profile!r} matches {args.rows or 'the registry'}")
         validate_jobs(jobs)
+        launch = launchers.from_args(args)  # local pool or SLURM array (r3f_utils.launchers)
     except (RegistryError, RunnerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -169,7 +173,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         batch = new_batch_dir(args.out)
     print(f"{len(jobs)} runs into {batch}", file=sys.stderr)
-    outcomes = run_jobs(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    outcomes = launch(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    if any(o.status in ("submitted", "running") for o in outcomes):  # slurm --detach, or jobs still queued
+        waiting = sum(o.status in ("submitted", "running") for o in outcomes)
+        print(f"{waiting} runs queued or running; collect them with: python -m r3f_utils reproduce --resume {batch}"
+              " --launcher slurm (same --rows/--profile/--seeds)", file=sys.stderr)
+        return 0
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         print(f"FAILED {o.job.folder}: {o.error} (see {o.run_dir})", file=sys.stderr)
@@ -207,6 +216,13 @@ def cmd_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one experiment in this process (or one rank of it): see ``r3f_utils.train``."""
+    from .train import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of ``python -m r3f_utils``."""
     parser = argparse.ArgumentParser(
@@ -215,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report,pin}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report,pin,train}")
 
     def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(
@@ -260,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a notebook parameter")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    add_launcher_arguments(p)
     for name, func, text in (
         ("check", cmd_check, "compare results with the registry"),
         ("report", cmd_report, "write report.md and report.html"),
@@ -277,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, metavar="DIR", help="folder searched for smoke results.json")
     rows_arg(p)
     p.add_argument("--decimals", type=int, default=4, help="decimals kept (default: %(default)s)")
+    p = add("train", cmd_train, "train one experiment as a script (torchrun / accelerate launch ready)")
+    add_train_arguments(p)
     return parser
 
 
