@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .registry import DEFAULT_REGISTRY, RegistryError, RegistryRow, load_registry, select_rows
+from .runner import RunnerError
 
 __all__ = ["main"]
 
@@ -95,8 +96,37 @@ def cmd_check(args: argparse.Namespace) -> int:
     return exit_code(result)
 
 
+def _report_profile(records: Sequence, requested: str | None, where: str) -> str:
+    """``--profile`` if given, else the one profile the results hold (RunnerError if none or several)."""
+    if requested:
+        return requested
+    found = sorted({r.profile for r in records})
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise RunnerError(f"no results.json under {where}: nothing to report")
+    raise RunnerError(f"the results under {where} hold profiles {', '.join(found)}: pass --profile")
+
+
+def _write_report_or_warn(rows: Sequence[RegistryRow], records: Sequence, out: Path) -> Path | None:
+    """Write the batch's report; on an unwritable folder print a warning instead (the runs are kept)."""
+    from .atomic import OutputError
+    from .checker import check
+    from .report import write_report
+
+    try:
+        profile = _report_profile(records, None, str(out))
+        _, html_path = write_report(rows, check(rows, records, profile, include_reported=True), out,
+                                    records=records)
+    except (RunnerError, OutputError) as err:
+        print(f"warning: no report written: {err}", file=sys.stderr)
+        return None
+    return html_path
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Write report.md / report.html for the results under ``--results``."""
+    from .atomic import OutputError
     from .checker import check
     from .report import write_report
 
@@ -104,35 +134,75 @@ def cmd_report(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     rows, records = loaded
-    result = check(rows, records, args.profile, include_reported=True)
-    md_path, html_path = write_report(rows, result, args.out or args.results)
+    try:
+        profile = _report_profile(records, args.profile, args.results)
+        result = check(rows, records, profile, include_reported=True)
+        md_path, html_path = write_report(rows, result, args.out or args.results, records=records)
+    except (RunnerError, OutputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {md_path} and {html_path}")
     return 0
 
 
+def _resume_defaults(args: argparse.Namespace) -> None:
+    """``--resume DIR``: rows, profile, seeds and ``--set`` default to what the batch was started with."""
+    from .runner import batch_experiments, read_batch_manifest
+
+    batch = Path(args.resume)
+    if not batch.is_dir():
+        raise RunnerError(f"--resume {batch}: no such run folder")
+    manifest = read_batch_manifest(batch)
+    if not args.rows:
+        args.rows = list(batch_experiments(batch))  # only this batch's experiments, never every target row
+        if not args.rows:
+            raise RunnerError(f"--resume {batch}: no run folders in it; start a new batch instead")
+    if manifest is not None:
+        args.profile = args.profile or manifest.profile
+        args.seeds = args.seeds or manifest.seeds
+        if args.set is None:
+            args.set = [f"{k}={v}" for k, v in manifest.overrides.items()]
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Run the selected rows' notebooks with papermill, then check the batch."""
+    """Run the selected rows' notebooks with papermill, then check the batch and write its report."""
+    from .atomic import OutputError, describe_os_error
     from .checker import check, exit_code, format_table
     from .results import ResultsError, read_results
-    from .runner import RunnerError, new_batch_dir, parse_override, plan_jobs, run_jobs, validate_jobs
+    from .runner import (
+        check_overrides,
+        check_resumable,
+        new_batch_dir,
+        parse_override,
+        plan_jobs,
+        run_jobs,
+        validate_jobs,
+        write_batch_manifest,
+    )
 
     try:
+        if args.resume:
+            _resume_defaults(args)
+        args.profile = args.profile or "smoke"
         rows = select_rows(_load(args.registry), args.rows)
         overrides = dict(parse_override(s) for s in args.set or [])
+        check_overrides(overrides)
         jobs = plan_jobs(rows, args.registry, profile=args.profile, seeds=args.seeds, overrides=overrides)
         if not jobs:
             raise RunnerError(f"no target row matches {args.rows}")
         validate_jobs(jobs)
-    except (RegistryError, RunnerError) as err:
+        if args.resume:
+            batch = Path(args.resume)
+            check_resumable(jobs, batch, overrides)
+        else:
+            batch = new_batch_dir(args.out)
+            write_batch_manifest(batch, jobs, seeds=args.seeds, overrides=overrides)
+    except (RegistryError, RunnerError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.resume:
-        batch = Path(args.resume)
-        if not batch.is_dir():
-            print(f"error: --resume {batch}: no such run folder", file=sys.stderr)
-            return 2
-    else:
-        batch = new_batch_dir(args.out)
+    except OSError as err:  # --out read-only, a file, on a full disk
+        print(f"error: {describe_os_error(args.out, err)}", file=sys.stderr)
+        return 2
     print(f"{len(jobs)} runs into {batch}", file=sys.stderr)
     outcomes = run_jobs(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
     failed = [o for o in outcomes if o.status == "failed"]
@@ -146,6 +216,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 2
     result = check(rows, records, args.profile, include_reported=False)
     print(format_table(result))
+    report_path = _write_report_or_warn(rows, records, batch)
+    if report_path is not None:
+        print(f"report: {report_path}")
     return max(exit_code(result), 1 if failed else 0)
 
 
@@ -212,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=("target", "reported"))
     p = add("reproduce", cmd_reproduce, "run rows' notebooks with papermill, then check them")
     rows_arg(p)
-    p.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
+    p.add_argument("--profile", choices=("smoke", "paper"),
+                   help="default: smoke (with --resume: the batch's profile)")
     p.add_argument(
         "--seeds", type=int, help="run seeds 1..N (default: 1 for smoke, the aggregation's for paper)"
     )
@@ -228,7 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = add(name, func, text)
         p.add_argument("--results", required=True, metavar="DIR", help="folder searched for results.json")
-        p.add_argument("--profile", choices=("paper", "smoke"), default="paper")
+        if name == "check":
+            p.add_argument("--profile", choices=("paper", "smoke"), default="paper")
+        else:
+            p.add_argument("--profile", choices=("paper", "smoke"),
+                           help="default: the profile of the results (they must hold one)")
         if name == "check":
             rows_arg(p)
             p.add_argument("--include-reported", action="store_true", help="also list reported rows")

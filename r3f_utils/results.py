@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypedDict
 
+from .atomic import OutputError, atomic_write_text
 from .registry import check_metric_name
 
 __all__ = [
@@ -197,22 +196,12 @@ def write_results(
         text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ResultsError(f"{target}: parameters/extra are not JSON-serialisable: {err}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".results-", suffix=".json.tmp", dir=out_dir)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp_name, target)  # atomic and fails if target appeared meanwhile: never overwrites
-        except FileExistsError:
-            raise ResultsError(f"{target}: already exists; a run folder is written once") from None
-        except OSError:  # file systems without hard links
-            os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        atomic_write_text(target, text + "\n", exclusive=True)  # never overwrites, never leaves half a file
+    except FileExistsError:
+        raise ResultsError(f"{target}: already exists; a run folder is written once") from None
+    except OutputError as err:
+        raise ResultsError(f"{err}; no results.json was written") from err
     return target
 
 
