@@ -71,6 +71,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nothing_to_check(rows: Sequence[RegistryRow], records: Sequence, args: argparse.Namespace) -> str:
+    """Why a check would pass on nothing ("" if it would not): ``--rows`` matching no row, or results whose
+    rows are all unknown to the registry."""
+    if args.rows and not select_rows(rows, args.rows):
+        return f"--rows {' '.join(args.rows)} matches no registry row (see `ls`)"
+    known = {r.id for r in rows} | {r.experiment for r in rows}
+    mine = [r for r in records if r.profile == args.profile]
+    if mine and not any(r.row in known or r.experiment in known for r in mine):
+        names = sorted({r.row for r in mine})
+        return (f"none of the results under {args.results} belongs to a row of {args.registry} (they name "
+                f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}): wrong --registry or results folder?")
+    return ""
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Check results under ``--results`` against the registry; print the table."""
     from .checker import check, exit_code, format_table
@@ -86,6 +100,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             + (f" (found profile {', '.join(found)}; see --profile)" if found else ""),
             file=sys.stderr,
         )
+        return 2
+    problem = _nothing_to_check(rows, records, args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     result = check(
         select_rows(rows, args.rows), records, args.profile, include_reported=args.include_reported
@@ -224,15 +242,22 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_pin(args: argparse.Namespace) -> int:
     """Write the smoke values found under ``--results`` into the rows' ``smoke.expected``."""
-    from .pin import PinError, pin_smoke_expectations
+    from .pin import PinError, pin_smoke_expectations, with_experiment_siblings
 
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
     rows, records = loaded
+    selected = select_rows(rows, args.rows)
+    if args.rows and not selected:
+        print(f"error: --rows {' '.join(args.rows)} matches no registry row", file=sys.stderr)
+        return 2
+    expanded = with_experiment_siblings(selected, rows)
+    for row in expanded:
+        if row not in selected:
+            print(f"also pinning {row.id}: the same experiment ({row.experiment}) feeds it", file=sys.stderr)
     try:
-        changes = pin_smoke_expectations(args.registry, records, select_rows(rows, args.rows),
-                                         decimals=args.decimals)
+        changes = pin_smoke_expectations(args.registry, records, expanded, decimals=args.decimals)
     except (RegistryError, PinError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import json
 import math
 import numbers
 import platform
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -254,4 +255,40 @@ def read_results(root: str | Path) -> list[ResultRecord]:
         raise ResultsError(f"{base}: results folder does not exist")
     if base.is_file():
         return [_parse(base)]
-    return [_parse(path) for path in sorted(base.rglob(RESULTS_FILENAME))]
+    records = [_parse(path) for path in sorted(base.rglob(RESULTS_FILENAME))]
+    for rec in records:
+        _check_run_folder(rec)
+    _check_unfinished_runs(base)
+    return records
+
+
+_RUN_FOLDER = re.compile(r"^seed-(\d+)$")
+
+
+def _check_run_folder(rec: ResultRecord) -> None:
+    """In a runner batch (``<batch>/batch.json``, runs in ``<experiment>/seed-<k>/``) a results.json must belong
+    to its run folder."""
+    match = _RUN_FOLDER.match(rec.path.parent.name)
+    if match is None or not (rec.path.parents[2] / "batch.json").is_file():
+        return
+    folder = rec.path.parent.parent.name
+    if folder not in (rec.experiment, rec.row) or int(match.group(1)) != rec.seed:
+        raise ResultsError(
+            f"{rec.path}: holds row {rec.row!r} seed {rec.seed}, but lies in the run folder of {folder!r} "
+            f"seed {match.group(1)} (copied from another run?): move it to {rec.experiment}/seed-{rec.seed}/ "
+            "or delete it"
+        )
+
+
+def _check_unfinished_runs(base: Path) -> None:
+    """In a runner batch, an executed notebook without results.json and without the runner's error.txt is an
+    interrupted run."""
+    for notebook in sorted(base.rglob("notebook.ipynb")):
+        run = notebook.parent
+        in_batch = _RUN_FOLDER.match(run.name) and (run.parent.parent / "batch.json").is_file()
+        if in_batch and not (run / RESULTS_FILENAME).exists() and not (run / "error.txt").exists():
+            raise ResultsError(
+                f"{run}: an executed notebook without {RESULTS_FILENAME} (the run was interrupted or the notebook "
+                f"never called write_results): finish it with `reproduce --resume {run.parent.parent}`, or "
+                "delete the folder"
+            )

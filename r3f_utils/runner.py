@@ -205,6 +205,9 @@ def _describe_failure(err: BaseException) -> str:
 
 
 CHECKPOINTS = "checkpoints"  # the notebooks' checkpoint folder inside a run folder
+# the kernel's own log (not the cells' output) shows errors only: no "Kernel is running over TCP without
+# encryption" warning per run on a local batch
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path | None = None) -> JobOutcome:
@@ -230,6 +233,7 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
             cwd=str(job.notebook.parent),
             log_output=True,
             progress_bar=False,
+            extra_arguments=KERNEL_ARGUMENTS,
         )
         status, error = "ok", ""
         if not (run_dir / RESULTS_FILENAME).is_file():
