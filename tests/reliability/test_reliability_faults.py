@@ -66,7 +66,8 @@ def test_results_json_write_fault_leaves_no_partial_file(tmp_path, monkeypatch, 
                             parameters={})
     before = earlier.read_bytes()
     _fail(monkeypatch, call, code)
-    with pytest.raises(ResultsError, match=rf"results\.json: cannot write \(.*\): .*{fix}.*no results.json was written"):
+    pattern = rf"results\.json: cannot write \(.*\): .*{fix}.*no results.json was written"
+    with pytest.raises(ResultsError, match=pattern):
         write_results(tmp_path / "b" / "seed-1", row="x", profile="smoke", seed=1, metrics={"accuracy": 2.0},
                       parameters={})
     monkeypatch.undo()
