@@ -7,7 +7,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .registry import DEFAULT_REGISTRY, RegistryError, RegistryRow, load_registry, select_rows
+from .registry import (
+    DEFAULT_REGISTRY,
+    PROFILES,
+    Claim,
+    Registry,
+    RegistryError,
+    RegistryRow,
+    load_registry,
+    read_registry,
+    select_claims,
+    select_rows,
+)
 from .runner import RunnerError
 
 __all__ = ["main"]
@@ -22,8 +33,9 @@ EPILOG = """examples:
   python -m r3f_utils report --results runs/20250101T120000Z
   python -m r3f_utils pin --results runs/20250101T120000Z --rows 'table2*'   # re-pin smoke values on purpose
 
-exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a run
-failed, 2 unusable input (registry invalid, no result files, malformed results.json).
+exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a claim
+fails / a run failed (--strict: also anything missing), 2 unusable input (registry invalid, no result
+files, malformed results.json, --rows matching nothing).
 """
 
 
@@ -31,15 +43,25 @@ def _load(path: str, *, check_notebooks: bool = False) -> list[RegistryRow]:
     return load_registry(path, check_notebooks=check_notebooks)
 
 
-def _load_with_results(args: argparse.Namespace) -> tuple[list[RegistryRow], list] | None:
+def _load_with_results(args: argparse.Namespace) -> tuple[Registry, list] | None:
     """The registry and the records under ``--results``; None (after printing why) when either is unusable."""
     from .results import ResultsError, read_results
 
     try:
-        return _load(args.registry), read_results(args.results)
+        return read_registry(args.registry, check_notebooks=False), read_results(args.results)
     except (RegistryError, ResultsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return None
+
+
+def _selection(registry: Registry, patterns: list[str] | None) -> tuple[list[RegistryRow], list[Claim]]:
+    """Rows and claims matching ``--rows`` (a claim brings the rows of the experiments it compares)."""
+    rows = select_rows(registry.rows, patterns, registry.claims)
+    claims = select_claims(registry.claims, patterns)
+    if patterns and not rows and not claims:
+        raise RegistryError([f"--rows {' '.join(patterns)}: matches no row, experiment or claim id "
+                             "(see `python -m r3f_utils ls`)"])
+    return rows, claims
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -51,9 +73,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("\n".join(f"  {e}" for e in err.errors), file=sys.stderr)
         return 1
     targets = sum(r.role == "target" for r in rows)
-    numbers = sum(len(r.metrics) for r in rows)
+    numbers = sum(len(r.numbers) for r in rows)
+    claims = read_registry(args.registry, check_notebooks=False).claims
     print(
-        f"{args.registry}: OK, {len(rows)} rows ({targets} target), {numbers} numbers"
+        f"{args.registry}: OK, {len(rows)} rows ({targets} target), {numbers} numbers, {len(claims)} claims"
         + (" (notebooks not checked)" if args.no_notebooks else "")
     )
     return 0
@@ -61,21 +84,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List rows matching ``--rows``."""
-    rows = select_rows(_load(args.registry), args.rows)
+    registry = read_registry(args.registry, check_notebooks=False)
+    rows = select_rows(registry.rows, args.rows)
+    claims = select_claims(registry.claims, args.rows) if args.role in (None, "claim") else []
     if args.role:
         rows = [r for r in rows if r.role == args.role]
     for r in rows:
-        metrics = ", ".join(f"{k}={v:g}" for k, v in r.metrics.items())
+        metrics = ", ".join(f"{k}={'-' if v is None else format(v, 'g')}" for k, v in r.metrics.items())
         print(f"{r.id:<42} {r.role:<8} {r.aggregation:<12} {r.experiment:<38} {metrics}")
-    print(f"{len(rows)} rows", file=sys.stderr)
+    for c in claims:
+        print(f"{c.id:<42} {'claim':<8} {c.aggregation:<12} {c.statement}")
+    print(f"{len(rows)} rows, {len(claims)} claims", file=sys.stderr)
     return 0
 
 
-def _nothing_to_check(rows: Sequence[RegistryRow], records: Sequence, args: argparse.Namespace) -> str:
-    """Why a check would pass on nothing ("" if it would not): ``--rows`` matching no row, or results whose
-    rows are all unknown to the registry."""
-    if args.rows and not select_rows(rows, args.rows):
-        return f"--rows {' '.join(args.rows)} matches no registry row (see `ls`)"
+def _only_unknown_rows(rows: Sequence[RegistryRow], records: Sequence, args: argparse.Namespace) -> str:
+    """Why a check would pass on nothing ("" if it would not): results whose rows are all unknown to the
+    registry (wrong folder or registry)."""
     known = {r.id for r in rows} | {r.experiment for r in rows}
     mine = [r for r in records if r.profile == args.profile]
     if mine and not any(r.row in known or r.experiment in known for r in mine):
@@ -92,7 +117,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
-    rows, records = loaded
+    registry, records = loaded
+    try:
+        rows, claims = _selection(registry, args.rows)
+    except RegistryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not any(r.profile == args.profile for r in records):
         found = sorted({r.profile for r in records})
         print(
@@ -101,17 +131,15 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    problem = _nothing_to_check(rows, records, args)
+    problem = _only_unknown_rows(registry.rows, records, args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    result = check(
-        select_rows(rows, args.rows), records, args.profile, include_reported=args.include_reported
-    )
+    result = check(rows, records, args.profile, include_reported=args.include_reported, claims=claims)
     print(format_table(result))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return exit_code(result)
+    return exit_code(result, strict=args.strict)
 
 
 def _report_profile(records: Sequence, requested: str | None, where: str) -> str:
@@ -126,36 +154,26 @@ def _report_profile(records: Sequence, requested: str | None, where: str) -> str
     raise RunnerError(f"the results under {where} hold profiles {', '.join(found)}: pass --profile")
 
 
-def _write_report_or_warn(rows: Sequence[RegistryRow], records: Sequence, out: Path) -> Path | None:
-    """Write the batch's report; on an unwritable folder print a warning instead (the runs are kept)."""
-    from .atomic import OutputError
+def _write_report(registry: Registry, records: Sequence, out: str | Path, profile: str | None) -> tuple[Path, Path]:
+    """Check ``records`` (the profile they hold unless given) and write report.md / report.html into ``out``."""
     from .checker import check
     from .report import write_report
 
-    try:
-        profile = _report_profile(records, None, str(out))
-        _, html_path = write_report(rows, check(rows, records, profile, include_reported=True), out,
-                                    records=records)
-    except (RunnerError, OutputError) as err:
-        print(f"warning: no report written: {err}", file=sys.stderr)
-        return None
-    return html_path
+    profile = _report_profile(records, profile, str(out))
+    result = check(registry.rows, records, profile, include_reported=True, claims=registry.claims)
+    return write_report(registry.rows, result, out, records=records)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write report.md / report.html for the results under ``--results``."""
     from .atomic import OutputError
-    from .checker import check
-    from .report import write_report
 
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
-    rows, records = loaded
+    registry, records = loaded
     try:
-        profile = _report_profile(records, args.profile, args.results)
-        result = check(rows, records, profile, include_reported=True)
-        md_path, html_path = write_report(rows, result, args.out or args.results, records=records)
+        md_path, html_path = _write_report(registry, records, args.out or args.results, args.profile)
     except (RunnerError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -202,12 +220,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.resume:
             _resume_defaults(args)
         args.profile = args.profile or "smoke"
-        rows = select_rows(_load(args.registry), args.rows)
+        registry = read_registry(args.registry, check_notebooks=False)
+        rows, claims = _selection(registry, args.rows)
         overrides = dict(parse_override(s) for s in args.set or [])
         check_overrides(overrides)
         jobs = plan_jobs(rows, args.registry, profile=args.profile, seeds=args.seeds, overrides=overrides)
         if not jobs:
-            raise RunnerError(f"no target row matches {args.rows}")
+            raise RunnerError(f"no target row of profile {args.profile!r} matches {args.rows or 'the registry'}")
         validate_jobs(jobs)
         if args.resume:
             batch = Path(args.resume)
@@ -232,12 +251,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = check(rows, records, args.profile, include_reported=False)
+    result = check(rows, records, args.profile, include_reported=False, claims=claims)
     print(format_table(result))
-    report_path = _write_report_or_warn(rows, records, batch)
-    if report_path is not None:
-        print(f"report: {report_path}")
-    return max(exit_code(result), 1 if failed else 0)
+    try:
+        _, html_path = _write_report(registry, records, batch, args.profile)
+        print(f"report: {html_path}")
+    except (RunnerError, OutputError) as err:  # the runs are kept; only the page is missing
+        print(f"warning: no report written: {err}", file=sys.stderr)
+    return max(exit_code(result, strict=args.strict), 1 if failed else 0)
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
@@ -247,12 +268,12 @@ def cmd_pin(args: argparse.Namespace) -> int:
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
-    rows, records = loaded
-    selected = select_rows(rows, args.rows)
+    registry, records = loaded
+    selected = select_rows(registry.rows, args.rows)
     if args.rows and not selected:
         print(f"error: --rows {' '.join(args.rows)} matches no registry row", file=sys.stderr)
         return 2
-    expanded = with_experiment_siblings(selected, rows)
+    expanded = with_experiment_siblings(selected, registry.rows)
     for row in expanded:
         if row not in selected:
             print(f"also pinning {row.id}: the same experiment ({row.experiment}) feeds it", file=sys.stderr)
@@ -300,18 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
             nargs="+",
             action="extend",
             metavar="PATTERN",
-            help="fnmatch patterns on row ids or experiment keys, e.g. 'table4.*'",
+            help="fnmatch patterns on row ids, experiment keys or claim ids, e.g. 'table4.*' 'fig1.*'",
         )
 
     p = add("validate", cmd_validate, "validate the registry (fields, names, numbers, notebooks)")
     p.add_argument("--no-notebooks", action="store_true", help="skip the notebook existence/parameter checks")
     p = add("ls", cmd_ls, "list registry rows")
     rows_arg(p)
-    p.add_argument("--role", choices=("target", "reported"))
+    p.add_argument("--role", choices=("target", "reported", "claim"))
     p = add("reproduce", cmd_reproduce, "run rows' notebooks with papermill, then check them")
     rows_arg(p)
-    p.add_argument("--profile", choices=("smoke", "paper"),
-                   help="default: smoke (with --resume: the batch's profile)")
+    p.add_argument("--profile", choices=PROFILES, help="default: smoke (with --resume: the batch's profile)")
+    p.add_argument("--strict", action="store_true", help="exit 1 also when a row or claim is missing (CI)")
     p.add_argument(
         "--seeds", type=int, help="run seeds 1..N (default: 1 for smoke, the aggregation's for paper)"
     )
@@ -328,12 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, text)
         p.add_argument("--results", required=True, metavar="DIR", help="folder searched for results.json")
         if name == "check":
-            p.add_argument("--profile", choices=("paper", "smoke"), default="paper")
+            p.add_argument("--profile", choices=PROFILES, default="paper")
         else:
-            p.add_argument("--profile", choices=("paper", "smoke"),
-                           help="default: the profile of the results (they must hold one)")
+            p.add_argument("--profile", choices=PROFILES, help="default: the profile of the results (they hold one)")
         if name == "check":
             rows_arg(p)
+            p.add_argument("--strict", action="store_true", help="exit 1 also when a row or claim is missing (CI)")
             p.add_argument("--include-reported", action="store_true", help="also list reported rows")
         else:
             p.add_argument("--out", metavar="DIR", help="output folder (default: the results folder)")

@@ -174,14 +174,27 @@ def test_executed_notebook_without_results_exits_2(tmp_path, capsys) -> None:
     assert "an executed notebook without results.json" in capsys.readouterr().err
 
 
-def test_registry_with_tabs_exits_2_and_bom_is_read_as_without(tmp_path, capsys) -> None:
+@pytest.mark.parametrize(("corrupt", "message"), [
+    (lambda t: t.replace("  - id: toy.single", "\t- id: toy.single", 1), "YAML forbids tabs for indentation"),
+    (lambda t: t.replace("metrics: {accuracy: 50.0}", "metrics: {accuracy: 50.0, accuracy: 90.0}", 1),
+     "found duplicate key 'accuracy'"),
+    (lambda t: t.replace("schema_version: 1\n", "", 1), "schema_version None is not supported"),
+    (lambda t: t.replace("schema_version: 1\n", "schema_version: 99\n", 1), "schema_version 99 is not supported"),
+], ids=["tabs", "duplicate-key", "no-schema-version", "future-schema-version"])
+def test_corrupted_registry_exits_2_and_validate_says_so(tmp_path, capsys, corrupt, message) -> None:
     batch = _toy_batch(tmp_path)
     registry = _copy_toy(tmp_path)
-    text = registry.read_text()
-    registry.write_text(text.replace("  - id: toy.single", "\t- id: toy.single", 1))
+    registry.write_text(corrupt(registry.read_text()))
     assert main(["check", "--registry", str(registry), "--results", str(batch), "--profile", "smoke"]) == 2
-    assert "not valid YAML" in capsys.readouterr().err
-    registry.write_text("\ufeff" + text, encoding="utf-8")  # a BOM is legal YAML: same rows, same verdict
+    assert message in capsys.readouterr().err
+    assert main(["validate", "--registry", str(registry), "--no-notebooks"]) == 1  # never "OK"
+    assert message in capsys.readouterr().err
+
+
+def test_registry_with_a_bom_reads_as_without(tmp_path) -> None:
+    batch = _toy_batch(tmp_path)
+    registry = _copy_toy(tmp_path)
+    registry.write_text("\ufeff" + registry.read_text(), encoding="utf-8")  # legal YAML: same rows, same verdict
     assert main(["check", "--registry", str(registry), "--results", str(batch), "--profile", "smoke"]) == 0
 
 
@@ -267,7 +280,7 @@ def test_check_rows_matching_nothing_exits_2(tmp_path, capsys) -> None:
     batch = _toy_batch(tmp_path)
     assert main(["check", "--registry", str(TOY), "--results", str(batch), "--profile", "smoke",
                  "--rows", "nope.*"]) == 2
-    assert "--rows nope.* matches no registry row" in capsys.readouterr().err
+    assert "--rows nope.*: matches no row, experiment or claim id" in capsys.readouterr().err
 
 
 def test_results_of_unknown_rows_only_exit_2(tmp_path, capsys) -> None:
