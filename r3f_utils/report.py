@@ -15,7 +15,6 @@ torch/transformers import; matplotlib is imported only to draw.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
 import math
@@ -52,6 +51,8 @@ _COLORS = {
     "missing": "#757575",
     "invalid": "#6a1b9a",
     "measured": "#00838f",
+    "holds": "#2e7d32",
+    "fails": "#c62828",
 }
 # a row's verdict is its worst metric's, in this order
 _ROW_ORDER = ("invalid", "below", "above", "missing", "measured", "reproduced")
@@ -174,10 +175,15 @@ def _paper_tables(
     for table, members in tables.items():
         columns: list[str] = []
         cells: dict[str, dict[str, tuple[str, Verdict | None]]] = {}
+        task_metrics: dict[str, set[str]] = defaultdict(set)
         for row in members:
-            label = f"{row.model} · {row.method}" + ("" if row.role == "target" else " (reported)")
+            task_metrics[row.task].update(row.metrics)
+        several_aggregations = len({r.aggregation for r in members}) > 1
+        for row in members:
+            label = f"{row.model} · {row.method}" + (f" · {row.aggregation}" if several_aggregations else "")
+            label += "" if row.role == "target" else " (reported)"
             for metric in row.metrics:
-                column = row.task if len(row.metrics) == 1 else f"{row.task} {metric}"
+                column = row.task if len(task_metrics[row.task]) == 1 else f"{row.task} {metric}"
                 if column not in columns:
                     columns.append(column)
                 v = verdicts.get((row.id, metric))
@@ -305,18 +311,16 @@ def _detail_cells(row: RegistryRow, v: Verdict) -> list[str]:
 
 
 def _claim_fields(claim: Any) -> tuple[str, str, str, str]:
-    """(id, statement, verdict, operands) of a checker claim verdict, whatever its exact fields."""
-    data = dataclasses.asdict(claim) if dataclasses.is_dataclass(claim) else dict(vars(claim))
-    inner = data.pop("claim", None)
-    if isinstance(inner, dict):
-        data = {**inner, **data}
-    cid = str(data.pop("id", data.pop("claim_id", "?")))
-    statement = str(data.pop("statement", ""))
-    verdict = str(data.pop("verdict", "?"))
-    keep = {k: v for k, v in data.items() if v not in (None, "", [], {}) and k not in {"source", "notes", "figure",
-                                                                                        "table", "smoke", "cpu"}}
-    operands = "; ".join(f"{k}: {v}" for k, v in keep.items())
-    return cid, statement, verdict, operands
+    """(id, statement, verdict, operands) of a ``checker.ClaimVerdict``."""
+
+    def side(values: dict[str, float | None]) -> str:
+        return ", ".join(f"{k} = {_fmt(v)}" for k, v in values.items())
+
+    verdict = claim.verdict + (f" (pinned: {claim.expected})" if claim.expected else "")
+    if claim.reason:
+        verdict += f": {claim.reason}"
+    operands = f"{side(claim.left)}  {claim.relation}  {side(claim.right)}"
+    return claim.claim, claim.statement, verdict, operands
 
 
 def render_markdown(
@@ -409,8 +413,9 @@ def render_html(
     claims = _claims(result)
     if claims:
         trs = "".join(
-            "<tr>" + "".join(f'<td class="{esc(c) if i == 2 else ""}">{esc(c)}</td>' for i, c in enumerate(f))
-            + "</tr>" for f in map(_claim_fields, claims))
+            f'<tr data-claim="{esc(c.claim)}">' + "".join(
+                f'<td class="{esc(c.verdict) if i == 2 else ""}">{esc(x)}</td>' for i, x in enumerate(_claim_fields(c)))
+            + "</tr>" for c in claims)
         parts.append('<h2>Claims</h2><table id="claims"><thead><tr><th>Claim</th><th>Statement</th><th>Verdict</th>'
                      f"<th>Operands</th></tr></thead><tbody>{trs}</tbody></table>")
     if seeds_png_bytes:
