@@ -56,3 +56,18 @@ def test_kill_9_mid_training_then_resume_gives_identical_metrics(installed, smok
     assert train["best_metric"] == uninterrupted["extra"]["train"]["best_metric"]
     assert train["last_train_loss"] == uninterrupted["extra"]["train"]["last_train_loss"]
     assert (run_dir.parent / "seed-1.failed-1").is_dir()  # the killed attempt is kept, not overwritten
+
+
+def test_resume_skips_a_checkpoint_killed_while_saving(tmp_path) -> None:
+    """A kill during the Trainer's save leaves a folder without (or with a truncated) trainer_state.json;
+    transformers' get_last_checkpoint would pick it and the resume would fail."""
+    from r3f_utils.experiments.checkpoints import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    for step, state in ((10, '{"global_step": 10}'), (20, None), (30, '{"global_st')):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"partial")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
