@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .package_data import registry_path
+
 __all__ = [
     "AGGREGATIONS",
     "CLAIM_REDUCTIONS",
@@ -47,7 +49,7 @@ __all__ = [
     "string_number_problems",
 ]
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "results_registry.yaml"
+DEFAULT_REGISTRY = registry_path()  # the checkout's own file, else the copy shipped in the wheel
 
 XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 
@@ -561,17 +563,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML's silent last-wins)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)  # resolves `<<: *anchor` merges first: overriding a merged key is fine
+        # only the keys written in this mapping count: a key merged in by `<<: *anchor` may be overridden
         seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark,
                     f"found duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would silently keep "
                     "the last one: remove or rename one of them", key_node.start_mark)
-            if isinstance(key, (str, int, float, bool)):
-                seen[key] = key_node.start_mark
+            seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
 
 

@@ -35,6 +35,7 @@ from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
+from r3f_utils.package_data import fixtures_dir
 
 __all__ = [
     "FIXTURES",
@@ -57,7 +58,6 @@ PROFILES = ("smoke", "cpu", "paper")  # cpu: real pretrained weights (minilm) on
 NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
 PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
@@ -139,10 +139,10 @@ def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
 
 
 def _fixtures(family: str) -> str:
-    path = REPO_ROOT / "tests" / "fixtures" / family
+    path = fixtures_dir(family)
     if not path.is_dir():
-        raise FileNotFoundError(f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (a pip-"
-                                "installed package has no tests/): pass data_dir=<folder with your files> "
+        raise FileNotFoundError(f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (an "
+                                "install without package data): pass data_dir=<folder with your files> "
                                 "or None for the Hub")
     return str(path)
 
