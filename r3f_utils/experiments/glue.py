@@ -68,7 +68,7 @@ SMART_PARAMETERS = {"smart_lambda": "adv_lambda", "smart_steps": "ascent_steps",
                     "smart_bregman_mu": "bregman_mu"}
 FREELB_PARAMETERS = {"freelb_steps": "adv_steps", "freelb_lr": "adv_lr", "freelb_init_mag": "init_mag",
                      "freelb_max_norm": "max_norm", "freelb_norm": "norm", "freelb_shared_dropout": "shared_dropout"}
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "cpu", "paper")
 NOISE_TYPES = ("uniform", "normal")
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
