@@ -206,6 +206,9 @@ def test_trainer_trains_under_bf16_autocast_and_logs_the_terms(tmp_path) -> None
     assert logged and all(math.isfinite(h["loss"]) and h["smart_reg"] >= 0 and "bregman" in h for h in logged)
     assert trainer._teacher is not None  # the EMA teacher exists and was updated each step
     assert not torch.equal(trainer._teacher.classifier.out_proj.weight, model.classifier.out_proj.weight)
+    ids = torch.tensor(data[:2]["input_ids"])
+    with torch.no_grad():  # the copy's (autocast-patched) forward runs the teacher's weights, not the model's
+        assert not torch.allclose(trainer._teacher(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
     assert math.isfinite(trainer.evaluate()["eval_loss"])  # eval: one clean pass
 
 
