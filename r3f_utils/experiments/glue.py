@@ -41,6 +41,7 @@ from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
+from r3f_utils.package_data import fixtures_dir
 
 __all__ = [
     "FIXTURES",
@@ -68,11 +69,10 @@ SMART_PARAMETERS = {"smart_lambda": "adv_lambda", "smart_steps": "ascent_steps",
                     "smart_bregman_mu": "bregman_mu"}
 FREELB_PARAMETERS = {"freelb_steps": "adv_steps", "freelb_lr": "adv_lr", "freelb_init_mag": "init_mag",
                      "freelb_max_norm": "max_norm", "freelb_norm": "norm", "freelb_shared_dropout": "shared_dropout"}
-PROFILES = ("smoke", "cpu", "paper")
-NOISE_TYPES = ("uniform", "normal")
+PROFILES = ("smoke", "cpu", "paper")  # cpu: real pretrained weights (minilm) on a CPU
+NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
 PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
@@ -109,6 +109,7 @@ class RunConfig:
     r3f_lambda: float = 1.0
     noise_type: str = "uniform"
     r4f_scope: str = "out_proj"
+    r4f_spectral_norm: str = "hook"  # hook (official: torch.nn.utils.spectral_norm) | parametrization (warm-up)
     longer_training_factor: float = 2.0  # std++ only
     # SMART (defaults: SMARTConfig's, the official mt-dnn code and the paper's η and ε)
     smart_lambda: float = 1.0
@@ -187,10 +188,10 @@ def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
 
 
 def _fixtures(family: str) -> str:
-    path = REPO_ROOT / "tests" / "fixtures" / family
+    path = fixtures_dir(family)
     if not path.is_dir():
-        raise FileNotFoundError(f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (a pip-"
-                                "installed package has no tests/): pass data_dir=<folder with your files> "
+        raise FileNotFoundError(f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (an "
+                                "install without package data): pass data_dir=<folder with your files> "
                                 "or None for the Hub")
     return str(path)
 
@@ -229,6 +230,9 @@ def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> R
                "the paper profile needs a pretrained model (the registry row's model_name), not a tiny smoke model")
         _check(cfg.data_dir != FIXTURES, "data_dir", cfg.data_dir,
                "the paper profile needs the real data: None (the Hub) or a folder with the full files")
+    if cfg.profile == "cpu":
+        _check(not cfg.model_name.startswith("tiny-"), "model_name", cfg.model_name,
+               "the cpu profile runs real pretrained weights on a CPU (model_name='minilm'), not a tiny smoke model")
     if cfg.data_dir == FIXTURES:
         cfg.data_dir = _fixtures(family)
     return cfg
@@ -272,7 +276,7 @@ def build_glue_model(
     if cfg.method == "r4f":
         from r3f_utils import apply_r4f
 
-        apply_r4f(model, scope=cfg.r4f_scope)
+        apply_r4f(model, scope=cfg.r4f_scope, spectral_norm=cfg.r4f_spectral_norm)
     return model, tokenizer
 
 
@@ -399,9 +403,10 @@ def run_extra(cfg: RunConfig, model: PreTrainedModel, train_summary: Mapping[str
 
 
 def _parametrized(model: PreTrainedModel) -> list[str]:
-    from torch.nn.utils import parametrize
+    """The spectrally normalised modules (either R4F implementation)."""
+    from r3f_utils.r4f import spectral_normed_modules
 
-    return [name for name, module in model.named_modules() if parametrize.is_parametrized(module)]
+    return spectral_normed_modules(model)
 
 
 def remove_checkpoints(cfg: RunConfig) -> None:
