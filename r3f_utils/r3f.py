@@ -30,7 +30,7 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
-NOISE_TYPES = ("uniform", "normal")
+NOISE_TYPES = ("uniform", "normal", "none")
 SEQ2SEQ_KL_REDUCTIONS = ("per_sequence", "per_token")
 PASS_MODES = ("separate", "concat")
 SEQ2SEQ_KL_BATCHES = ("step", "micro_batch")
@@ -44,7 +44,10 @@ class R3FConfig:
         eps: noise scale: the half-width of U(-eps, eps), or the standard deviation of N(0, eps). fairseq: 1e-5.
         r3f_lambda: weight λ of the symmetric-KL term. fairseq: 1.0 (the RTE example uses 0.7).
         noise_type: ``"uniform"`` (fairseq's default for classification) or ``"normal"`` (its default for
-            summarization).
+            summarization): the paper's method. ``"none"``: what the released fairseq code executes for
+            RoBERTa/XLM-R (its encoder drops the ``token_embeddings`` argument, so the "noised" pass is a second
+            clean pass with fresh dropout masks and the symmetric KL is a dropout-consistency term); ``eps`` is
+            then unused.
         seq2seq_kl: ``"per_sequence"`` (official: KL summed over all decoder positions incl. padding, / B) or
             ``"per_token"`` (deviation: padding masked, divided by the number of target tokens).
         seq2seq_kl_batch: with ``seq2seq_kl="per_sequence"``, what the KL is averaged over when one optimiser

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import Seq2SeqTrainer, Trainer
 
+from r3f_utils.guards import check_finite_loss
 from r3f_utils.noise import noised_input_embeddings
 from r3f_utils.r3f import R3FConfig, R3FLoss, r3f_classification_loss, r3f_seq2seq_loss
 
@@ -94,9 +95,14 @@ class R3FLossMixin:
         **kwargs: Any,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         if self.r3f is None or not model.training or "labels" not in inputs:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,  # type: ignore[misc]
-                                        num_items_in_batch=num_items_in_batch, **kwargs)
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,  # type: ignore[misc]
+                                       num_items_in_batch=num_items_in_batch, **kwargs)
+            if model.training:
+                check_finite_loss(self.state.global_step + 1, out[0] if return_outputs else out)  # type: ignore[attr-defined]
+            return out
         result, outputs = self._r3f_loss(model, inputs, num_items_in_batch)
+        check_finite_loss(self.state.global_step + 1, result.loss,  # type: ignore[attr-defined]
+                          task_loss=result.task_loss, symm_kl=result.symm_kl)
         self._symm_kl_sum += float(result.symm_kl)
         self._symm_kl_count += 1
         return (result.loss, outputs) if return_outputs else result.loss
