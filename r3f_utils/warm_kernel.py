@@ -6,7 +6,8 @@ The zygote runs beside each launcher worker, started with the environment the ru
 settings read at import time, like ``HF_HUB_OFFLINE``, are the kernels'). A kernelspec ``r3f-warm`` in a
 private ``JUPYTER_PATH`` folder starts ``python -m r3f_utils.warm_kernel -f {connection_file}``: a small
 stand-in process that asks the zygote to fork an ``ipykernel`` for that connection file, forwards SIGINT /
-SIGTERM to it and exits with it; the kernel exits when the stand-in is gone. Nothing job-specific runs in the
+SIGTERM to it and exits with it; the kernel exits when the stand-in is gone, and the stand-in kills the kernel
+when the runner that started it dies (as a cold kernel's parent poller would). Nothing job-specific runs in the
 zygote, and every notebook seeds its own RNGs, so results equal a cold kernel's (the smoke pins check it).
 Without a zygote the stand-in simply becomes an ordinary ``ipykernel``.
 """
@@ -116,7 +117,11 @@ def stand_in(argv: Sequence[str]) -> int:
         pid = int(conn.makefile("r").readline())
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: os.kill(pid, signum) if _alive(pid) else None)
+    manager = os.getppid()
     while _alive(pid):
+        if os.getppid() != manager:  # the kernel manager (the runner) died, e.g. kill -9: the kernel goes too
+            os.kill(pid, signal.SIGKILL)
+            return 1
         time.sleep(0.1)
     return 0
 
