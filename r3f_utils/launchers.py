@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from .package_data import notebooks_dir
 from .results import RESULTS_FILENAME
 from .runner import Job, JobOutcome, RunnerError, run_jobs
 
@@ -53,7 +54,6 @@ __all__ = [
 LAUNCHERS = ("local", "slurm")
 SLURM_EXECUTORS = ("slurm", "local")
 LAUNCHER_RECORD = "launcher.json"  # in the batch folder: which job ran which run folder
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 # ---------------------------------------------------------------------------------------------------- local
@@ -155,7 +155,8 @@ def run_local(
         return []
     profile = jobs[0].profile
     # the zygote preloads what the package's experiment notebooks import; other notebooks start cold
-    warm_kernels = warm_kernels and all(j.notebook.resolve().parent == NOTEBOOKS for j in jobs)
+    notebooks = notebooks_dir().resolve()
+    warm_kernels = warm_kernels and all(j.notebook.resolve().parent == notebooks for j in jobs)
     n_jobs = n_jobs or default_jobs(profile, gpus)
     envs = slot_environments(min(n_jobs, len(jobs)), profile, gpus)
     if len(envs) == 1:  # no pool: this process, pinned like a worker
