@@ -194,8 +194,10 @@ def run_local(
                     bar.write(f"FAILED {outcome.job.folder}: {outcome.error}")
                 bar.set_postfix_str(str(outcome.job.folder))
                 bar.update()
-    except BaseException:  # Ctrl-C or an error: start nothing more (a terminal's Ctrl-C also stops the runs)
+    except BaseException:  # Ctrl-C or an error: start nothing more and stop the runs in flight
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # queued calls too
+            process.terminate()  # its kernel goes with it (warm: the stand-in kills it; cold: parent poller)
         raise
     pool.shutdown()
     return [outcomes[i] for i in range(len(jobs))]

@@ -103,6 +103,9 @@ def serve(path: str, preload: Sequence[str] = PRELOAD) -> None:
                 listener.close()
                 _kernel_child(request)
             conn.sendall(f"{pid}\n".encode())
+    import shutil
+
+    shutil.rmtree(Path(path).parent, ignore_errors=True)  # the worker was killed: tidy its folder ourselves
 
 
 def stand_in(argv: Sequence[str]) -> int:
