@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -117,11 +118,19 @@ def _warm(profile: str, kernel_name: str, enabled: bool) -> Iterator[str]:
         yield name
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In a pool worker: exit when ``reproduce`` is gone (killed): the run in flight and its kernel stop too."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def _init_worker(slots: Any, profile: str, kernel_name: str, warm: bool) -> None:
     """Pool initializer: take one slot's environment (its GPU) and start its kernel zygote, for the worker's life."""
     from multiprocessing.util import Finalize
 
     os.environ.update(slots.get())
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     stack = contextlib.ExitStack()
     _worker["warm_kernel"] = stack.enter_context(_warm(profile, kernel_name, warm))
     Finalize(None, stack.close, exitpriority=10)  # stop the zygote, remove its folder when the worker exits
