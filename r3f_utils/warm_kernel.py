@@ -83,9 +83,9 @@ def serve(path: str, preload: Sequence[str] = PRELOAD) -> None:
     """The zygote: import ``preload``, then fork one kernel per request until the parent process exits."""
     import importlib
 
+    parent = os.getppid()  # before the imports: the worker may die while they run
     for name in preload:
         importlib.import_module(name)
-    parent = os.getppid()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked kernels are reaped automatically
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
