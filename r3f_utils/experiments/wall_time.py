@@ -24,7 +24,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from r3f_utils.results import read_results
+from r3f_utils.results import RESULTS_FILENAME, read_results
 
 __all__ = ["METHOD_ORDER", "WallTimeCallback", "collect_wall_times", "plot_wall_time", "wall_time_metrics"]
 
@@ -97,7 +97,10 @@ def collect_wall_times(batch_dir: str | Path, prefix: str = "fig1.") -> dict[str
     """``{metric: {method: [value per run]}}`` from every ``results.json`` under ``batch_dir`` whose row
     starts with ``prefix`` (the runner's layout: ``<batch>/<experiment>/seed-<k>/results.json``)."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for record in read_results(batch_dir):
+    # the finished runs so far, file by file: under `reproduce --jobs N` other runs of the batch are still going,
+    # which read_results(batch_dir) would refuse as interrupted
+    records = [r for path in sorted(Path(batch_dir).rglob(RESULTS_FILENAME)) for r in read_results(path)]
+    for record in records:
         if not record.row.startswith(prefix):
             continue
         method = record.parameters.get("method", record.row.rsplit(".", 1)[-1])

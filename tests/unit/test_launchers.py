@@ -123,3 +123,16 @@ def test_warm_kernel_zygote_runs_notebooks_in_forked_kernels(tmp_path) -> None:
     values = [json.loads((o.run_dir / "results.json").read_text())["metrics"]["accuracy"] for o in outcomes]
     assert values == [50.0, 52.0]  # seed 1 and 2 of toy.single (smoke step 2.0): each kernel got its parameters
     assert not socket_path.exists() and SOCKET_ENV not in os.environ  # zygote stopped, environment restored
+
+
+def test_figure_1_reads_the_finished_runs_while_others_still_run(tmp_path) -> None:
+    from r3f_utils.experiments.wall_time import collect_wall_times
+    from r3f_utils.results import write_results
+
+    (tmp_path / "batch.json").write_text("{}")
+    write_results(tmp_path / "fig1.sst2.r3f" / "seed-1", row="fig1.sst2.r3f", profile="smoke", seed=1,
+                  metrics={"wall_time_to_best": 2.0, "seconds_per_epoch": 1.0}, parameters={"method": "r3f"})
+    running = tmp_path / "fig1.sst2.smart" / "seed-1"  # another worker's run, notebook started, no results yet
+    running.mkdir(parents=True)
+    (running / "notebook.ipynb").write_text("{}")
+    assert collect_wall_times(tmp_path)["wall_time_to_best"] == {"r3f": [2.0]}
