@@ -26,6 +26,8 @@ __all__ = [
     "METRIC_NAMES",
     "ROLES",
     "XNLI_LANGUAGES",
+    "GLUE_TASK_NAMES",
+    "PROBE_MAX_CYCLES",
     "DatasetRef",
     "RegistryError",
     "RegistryRow",
@@ -38,6 +40,24 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "results_registry.yaml"
+
+GLUE_TASK_NAMES = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola", "sst2", "stsb")
+PROBE_MAX_CYCLES = 5  # Figure 5's cyclic chain: metric names exist for cycles 1..5
+
+
+def _probing_metric_names() -> dict[str, tuple[str, bool]]:
+    """Metric names of the probing studies (Figures 3-5; ``r3f_utils.experiments.probing``)."""
+    names: dict[str, tuple[str, bool]] = {}
+    for t in GLUE_TASK_NAMES:
+        names[f"probe_{t}"] = (f"dev metric x100 of a probe on {t} over the frozen fine-tuned encoder", True)
+        names[f"probe_after_{t}"] = (f"dev metric x100 of the source-task probe after the {t} stage", True)
+        for c in range(1, PROBE_MAX_CYCLES + 1):
+            names[f"probe_c{c}_{t}"] = (f"dev metric x100 of the {t} probe in cycle {c} of the cyclic chain", True)
+    names["probe_final"] = ("dev metric x100 of the source-task probe after the last stage of the chain", True)
+    names["probe_drop"] = ("source-task probe after the first stage minus after the last (x100 points)", False)
+    names["probe_mean"] = ("mean of the run's probe metrics x100", True)
+    return names
+
 
 XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 
@@ -59,6 +79,7 @@ METRIC_NAMES: dict[str, tuple[str, bool]] = {
     "forward_passes": ("forward passes per training step", False),
     "backward_passes": ("backward passes per training step", False),
     "cost_xfp": ("cost per training step in forward-pass units (a backward pass costs 2)", False),
+    **_probing_metric_names(),
 }
 
 # aggregation name -> (operation over seeds, number of seeds the paper used)
