@@ -2,12 +2,18 @@
 
 Pure functions (no I/O besides what the caller passes in). Verdicts:
 ``reproduced`` (within tolerance), ``above`` / ``below`` (outside it), ``missing`` (no or too few runs, no
-smoke expectation, or a reported row), ``invalid`` (a run lacks the metric or holds a non-finite value).
+smoke expectation, or a reported row), ``invalid`` (a run lacks the metric or holds a non-finite value),
+``measured`` (paper profile, a figure metric: the paper prints no number, the value is shown, not judged).
 
 Paper profile: the reproduced value (seeds aggregated as the row's ``aggregation`` says) is compared with
 the paper's number; a deviation in the *worse* direction fails (``below`` for accuracy/ROUGE, ``above`` for
-pass counts). Smoke profile: never compares with the paper; compares with the row's pinned
-``smoke.expected`` values, and any deviation beyond ``smoke.tolerance`` fails (pipeline drift).
+pass counts). Smoke and cpu profiles: never compare with the paper; they compare with the row's pinned
+``smoke.expected`` / ``cpu.expected`` values, and any deviation beyond the section's tolerance fails (drift).
+
+Claims (the paper's ordering statements, mostly from figures) are judged over the same records:
+``holds`` / ``fails`` / ``missing`` (an operand lacks runs or seeds) / ``invalid``. In the paper profile a
+claim that ``fails`` fails the check; in smoke/cpu only a verdict other than the pinned one fails.
+``strict`` (CI) also fails on any ``missing`` row metric or claim.
 """
 
 from __future__ import annotations
@@ -18,12 +24,25 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .registry import AGGREGATIONS, METRIC_NAMES, RegistryRow
+from .registry import AGGREGATIONS, METRIC_NAMES, PROFILES, Claim, RegistryRow
 from .results import ResultRecord
 
-__all__ = ["VERDICTS", "CheckResult", "Verdict", "aggregate", "check", "exit_code", "format_table"]
+__all__ = [
+    "CLAIM_VERDICTS",
+    "VERDICTS",
+    "CheckResult",
+    "ClaimVerdict",
+    "Verdict",
+    "aggregate",
+    "check",
+    "exit_code",
+    "format_claims",
+    "format_table",
+    "judge_claim",
+]
 
-VERDICTS = ("reproduced", "above", "below", "missing", "invalid")
+VERDICTS = ("reproduced", "above", "below", "missing", "invalid", "measured")
+CLAIM_VERDICTS = ("holds", "fails", "missing", "invalid")
 _EPS = 1e-9  # float slack on the tolerance bound
 
 
@@ -33,8 +52,8 @@ class Verdict:
 
     row: str
     metric: str
-    paper: float
-    expected: float | None  # what was compared against: paper value, or smoke expectation (smoke profile)
+    paper: float | None  # None: a figure metric, no printed number
+    expected: float | None  # what was compared against: paper value, or the smoke/cpu pin
     reproduced: float | None  # seeds aggregated (also shown when there are too few seeds)
     tolerance: float | None
     verdict: str
@@ -51,6 +70,21 @@ class Verdict:
         return self.reproduced - self.expected
 
 
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """The judgement of one claim: the aggregated operand values and the verdict."""
+
+    claim: str
+    statement: str
+    verdict: str  # CLAIM_VERDICTS
+    failed: bool
+    left: dict[str, float | None]  # "experiment:metric" -> seeds aggregated (None: no runs)
+    right: dict[str, float | None]
+    relation: str
+    expected: str | None = None  # the verdict pinned for this profile (smoke, cpu)
+    reason: str = ""
+
+
 @dataclass
 class CheckResult:
     """All verdicts plus warnings about result files that matched no row or were superseded."""
@@ -58,6 +92,7 @@ class CheckResult:
     profile: str
     verdicts: list[Verdict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    claims: list[ClaimVerdict] = field(default_factory=list)
 
 
 def aggregate(values: Sequence[float], aggregation: str) -> float:
@@ -96,10 +131,11 @@ def _group(
 
 def _judge(row: RegistryRow, metric: str, runs: list[ResultRecord], profile: str) -> Verdict:
     paper = row.metrics[metric]
-    smoke = profile == "smoke"
-    needed = 1 if smoke else row.seeds_needed
-    expected = row.smoke.expected.get(metric) if smoke else paper
-    tolerance = row.smoke.tolerance.get(metric) if smoke else row.tolerance[metric]
+    spec = row.profile_spec(profile)
+    smoke = profile != "paper"  # smoke and cpu: compared with the pinned values, never with the paper
+    needed = row.seeds_for(profile)
+    expected = (spec.expected.get(metric) if spec is not None else None) if smoke else paper
+    tolerance = (spec.tolerance.get(metric) if spec is not None else None) if smoke else row.tolerance[metric]
 
     def verdict(
         name: str, reproduced: float | None = None, reason: str = "", failed: bool = False
@@ -110,6 +146,8 @@ def _judge(row: RegistryRow, metric: str, runs: list[ResultRecord], profile: str
 
     if row.role != "target":
         return verdict("missing", reason="reported row: quoted from another paper, not reproduced")
+    if smoke and spec is None:
+        return verdict("missing", reason=f"the row has no {profile} profile")
     if not runs:
         return verdict("missing", reason=f"no {profile} runs")
     values: list[float] = []
@@ -127,18 +165,91 @@ def _judge(row: RegistryRow, metric: str, runs: list[ResultRecord], profile: str
     reproduced = aggregate(values, row.aggregation)
     if len(values) < needed:
         return verdict("missing", reproduced, f"only {len(values)} of {needed} seeds for {row.aggregation}")
+    if not smoke and paper is None:
+        return verdict("measured", reproduced, "the paper prints no number (figure); see the claims")
     if expected is None or tolerance is None:
-        return verdict("missing", reproduced, "no smoke expectation pinned")
+        return verdict("missing", reproduced, f"no {profile} expectation pinned")
     delta = reproduced - expected
     if abs(delta) <= tolerance + _EPS:
         return verdict(
-            "reproduced", reproduced, "matches the pinned smoke value (no paper claim)" if smoke else ""
+            "reproduced", reproduced, f"matches the pinned {profile} value (no paper claim)" if smoke else ""
         )
     name = "above" if delta > 0 else "below"
     higher_is_better = METRIC_NAMES[metric][1]
     failed = smoke or (name == "below") == higher_is_better
-    reason = "smoke value drifted from the pinned expectation" if smoke else ""
+    reason = f"{profile} value drifted from the pinned expectation" if smoke else ""
     return verdict(name, reproduced, reason, failed)
+
+
+_RELATIONS = {
+    "<": lambda a, b, m: a + m < b,
+    "<=": lambda a, b, m: a + m <= b,
+    ">": lambda a, b, m: a > b + m,
+    ">=": lambda a, b, m: a >= b + m,
+}
+_REDUCE = {"max": max, "min": min, "mean": statistics.fmean}
+
+
+def _operand_values(
+    claim: Claim, side: str, grouped: dict[str, list[ResultRecord]], needed: dict[str, int],
+    problems: dict[str, list[str]],
+) -> dict[str, float | None]:
+    """Aggregated value per operand of one side; unusable operands are added to ``problems``."""
+    values: dict[str, float | None] = {}
+    for operand in getattr(claim, side):
+        key = f"{operand.experiment}:{operand.metric}"
+        runs = grouped.get(operand.experiment, [])
+        bad = [rec for rec in runs if not math.isfinite(rec.metrics.get(operand.metric, math.nan))]
+        if bad:
+            values[key] = None
+            problems["invalid"].append(f"seed {bad[0].seed} of {operand.experiment} has {operand.metric}="
+                                       f"{bad[0].metrics.get(operand.metric)} ({bad[0].path})")
+            continue
+        seeds = [rec.metrics[operand.metric] for rec in runs]
+        values[key] = aggregate(seeds, claim.aggregation) if seeds else None
+        want = needed.get(operand.experiment, 1)
+        if len(seeds) < want:
+            problems["missing"].append(f"{operand.experiment} has {len(seeds)} of {want} seeds")
+    return values
+
+
+def judge_claim(
+    claim: Claim, grouped: dict[str, list[ResultRecord]], profile: str, needed: dict[str, int] | int
+) -> ClaimVerdict:
+    """Judge one claim over the runs grouped by experiment (``needed``: seeds per experiment, or one number)."""
+    if isinstance(needed, int):
+        needed = dict.fromkeys(claim.experiments, needed)
+    problems: dict[str, list[str]] = {"invalid": [], "missing": []}
+    left = _operand_values(claim, "left", grouped, needed, problems)
+    right = _operand_values(claim, "right", grouped, needed, problems)
+    expected = claim.expected.get(profile)
+
+    def verdict(name: str, reason: str) -> ClaimVerdict:
+        if profile == "paper":
+            failed = name in ("fails", "invalid")
+        else:  # tiny models say nothing about the paper: only a change of the pinned verdict fails
+            failed = name == "invalid" or (expected is not None and name in ("holds", "fails") and name != expected)
+        return ClaimVerdict(claim.id, claim.statement, name, failed, left, right, claim.relation, expected, reason)
+
+    for name in ("invalid", "missing"):
+        if problems[name]:
+            return verdict(name, "; ".join(problems[name]))
+
+    def side(values: dict[str, float | None], how: str) -> list[tuple[str, float]]:
+        pairs = [(k, float(v)) for k, v in values.items() if v is not None]
+        return pairs if how == "each" else [(how, _REDUCE[how]([v for _, v in pairs]))]
+
+    test = _RELATIONS[claim.relation]
+    broken = [
+        f"{lk} {lv:.4g} vs {rk} {rv:.4g}"
+        for lk, lv in side(left, claim.left_reduce)
+        for rk, rv in side(right, claim.right_reduce)
+        if not test(lv, rv, claim.margin)
+    ]
+    margin = f" by {claim.margin:g}" if claim.margin else ""
+    if broken:
+        return verdict("fails", f"not {claim.relation}{margin}: " + "; ".join(broken))
+    return verdict("holds", "")
 
 
 def check(
@@ -147,23 +258,41 @@ def check(
     profile: str = "paper",
     *,
     include_reported: bool = True,
+    claims: Sequence[Claim] = (),
 ) -> CheckResult:
-    """Verdicts for every metric of every row (target rows only unless ``include_reported``)."""
-    if profile not in ("paper", "smoke"):
-        raise ValueError(f"profile must be 'paper' or 'smoke', not {profile!r}")
+    """Verdicts for every metric of every row (target rows only unless ``include_reported``) and every claim.
+
+    Claims read the experiments of ``rows``: pass the rows the claims refer to (``select_rows`` with the
+    claims does that).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
     result = CheckResult(profile)
+    records = list(records)
     grouped = _group(rows, records, profile, result.warnings)
     for row in rows:
         if row.role != "target" and not include_reported:
             continue
+        if profile == "cpu" and row.cpu is None and row.role == "target":
+            continue  # the cpu profile is the rows that declare one
         runs = grouped.get(row.experiment, [])
         result.verdicts.extend(_judge(row, metric, runs, profile) for metric in row.metrics)
+    by_experiment = {r.experiment: r for r in rows}
+    for claim in claims:
+        needed = {e: claim.seeds_needed if profile == "paper" or e not in by_experiment
+                  else by_experiment[e].seeds_for(profile) for e in claim.experiments}
+        result.claims.append(judge_claim(claim, grouped, profile, needed))
     return result
 
 
-def exit_code(result: CheckResult) -> int:
-    """0 when no verdict failed, 1 when one did (``below`` tolerance, or ``invalid``; any drift in smoke)."""
-    return 1 if any(v.failed for v in result.verdicts) else 0
+def exit_code(result: CheckResult, *, strict: bool = False) -> int:
+    """0 when nothing failed, 1 when a row metric or claim did (``below`` tolerance, ``invalid``, a claim that
+    ``fails`` in the paper profile, any drift in smoke/cpu). ``strict``: also 1 when anything is ``missing``."""
+    failed = any(v.failed for v in result.verdicts) or any(c.failed for c in result.claims)
+    if strict:
+        failed = failed or any(v.verdict == "missing" for v in result.verdicts) or any(
+            c.verdict == "missing" for c in result.claims)
+    return 1 if failed else 0
 
 
 def _fmt(value: float | None, spec: str = ".6g") -> str:
@@ -197,10 +326,31 @@ def format_table(result: CheckResult) -> str:
     out.insert(1, "-" * min(120, len(out[0])))
     counts = {name: sum(v.verdict == name for v in result.verdicts) for name in VERDICTS}
     failed = sum(v.failed for v in result.verdicts)
+    if result.claims:
+        out.extend(["", format_claims(result)])
     out.append("")
     out.append(
         f"profile {result.profile}: "
-        + ", ".join(f"{n} {k}" for k, n in counts.items())
+        + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in VERDICTS[:4])
         + f"; {failed} failed"
     )
+    if result.claims:
+        claim_counts = {name: sum(c.verdict == name for c in result.claims) for name in CLAIM_VERDICTS}
+        out.append("claims: " + ", ".join(f"{n} {k}" for k, n in claim_counts.items())
+                   + f"; {sum(c.failed for c in result.claims)} failed")
     return "\n".join(line.rstrip() for line in out)
+
+
+def _values(values: dict[str, float | None]) -> str:
+    return ", ".join(f"{k.split(':')[0]} {_fmt(v, '.4g')}" for k, v in values.items())
+
+
+def format_claims(result: CheckResult) -> str:
+    """The claims as plain text: id, verdict (pinned verdict in smoke/cpu), the statement, the values."""
+    lines = []
+    for c in result.claims:
+        pin = f" (pinned: {c.expected})" if c.expected else ""
+        lines.append(f"claim {c.claim}: {c.verdict.upper() if c.failed else c.verdict}{pin}  {c.statement}")
+        reason = f"  {c.reason}" if c.reason else ""
+        lines.append(f"    [{_values(c.left)}] {c.relation} [{_values(c.right)}]{reason}")
+    return "\n".join(lines)

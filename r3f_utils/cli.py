@@ -7,7 +7,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .registry import DEFAULT_REGISTRY, RegistryError, RegistryRow, load_registry, select_rows
+from .registry import (
+    DEFAULT_REGISTRY,
+    PROFILES,
+    Claim,
+    Registry,
+    RegistryError,
+    RegistryRow,
+    load_registry,
+    read_registry,
+    select_claims,
+    select_rows,
+)
 
 __all__ = ["main"]
 
@@ -21,8 +32,9 @@ EPILOG = """examples:
   python -m r3f_utils report --results runs/20250101T120000Z
   python -m r3f_utils pin --results runs/20250101T120000Z --rows 'table2*'   # re-pin smoke values on purpose
 
-exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a run
-failed, 2 unusable input (registry invalid, no result files, malformed results.json).
+exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a claim
+fails / a run failed (--strict: also anything missing), 2 unusable input (registry invalid, no result
+files, malformed results.json, --rows matching nothing).
 """
 
 
@@ -30,15 +42,25 @@ def _load(path: str, *, check_notebooks: bool = False) -> list[RegistryRow]:
     return load_registry(path, check_notebooks=check_notebooks)
 
 
-def _load_with_results(args: argparse.Namespace) -> tuple[list[RegistryRow], list] | None:
+def _load_with_results(args: argparse.Namespace) -> tuple[Registry, list] | None:
     """The registry and the records under ``--results``; None (after printing why) when either is unusable."""
     from .results import ResultsError, read_results
 
     try:
-        return _load(args.registry), read_results(args.results)
+        return read_registry(args.registry, check_notebooks=False), read_results(args.results)
     except (RegistryError, ResultsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return None
+
+
+def _selection(registry: Registry, patterns: list[str] | None) -> tuple[list[RegistryRow], list[Claim]]:
+    """Rows and claims matching ``--rows`` (a claim brings the rows of the experiments it compares)."""
+    rows = select_rows(registry.rows, patterns, registry.claims)
+    claims = select_claims(registry.claims, patterns)
+    if patterns and not rows and not claims:
+        raise RegistryError([f"--rows {' '.join(patterns)}: matches no row, experiment or claim id "
+                             "(see `python -m r3f_utils ls`)"])
+    return rows, claims
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -50,9 +72,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("\n".join(f"  {e}" for e in err.errors), file=sys.stderr)
         return 1
     targets = sum(r.role == "target" for r in rows)
-    numbers = sum(len(r.metrics) for r in rows)
+    numbers = sum(len(r.numbers) for r in rows)
+    claims = read_registry(args.registry, check_notebooks=False).claims
     print(
-        f"{args.registry}: OK, {len(rows)} rows ({targets} target), {numbers} numbers"
+        f"{args.registry}: OK, {len(rows)} rows ({targets} target), {numbers} numbers, {len(claims)} claims"
         + (" (notebooks not checked)" if args.no_notebooks else "")
     )
     return 0
@@ -60,13 +83,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List rows matching ``--rows``."""
-    rows = select_rows(_load(args.registry), args.rows)
+    registry = read_registry(args.registry, check_notebooks=False)
+    rows = select_rows(registry.rows, args.rows)
+    claims = select_claims(registry.claims, args.rows) if args.role in (None, "claim") else []
     if args.role:
         rows = [r for r in rows if r.role == args.role]
     for r in rows:
-        metrics = ", ".join(f"{k}={v:g}" for k, v in r.metrics.items())
+        metrics = ", ".join(f"{k}={'-' if v is None else format(v, 'g')}" for k, v in r.metrics.items())
         print(f"{r.id:<42} {r.role:<8} {r.aggregation:<12} {r.experiment:<38} {metrics}")
-    print(f"{len(rows)} rows", file=sys.stderr)
+    for c in claims:
+        print(f"{c.id:<42} {'claim':<8} {c.aggregation:<12} {c.statement}")
+    print(f"{len(rows)} rows, {len(claims)} claims", file=sys.stderr)
     return 0
 
 
@@ -77,7 +104,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
-    rows, records = loaded
+    registry, records = loaded
+    try:
+        rows, claims = _selection(registry, args.rows)
+    except RegistryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not any(r.profile == args.profile for r in records):
         found = sorted({r.profile for r in records})
         print(
@@ -86,13 +118,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    result = check(
-        select_rows(rows, args.rows), records, args.profile, include_reported=args.include_reported
-    )
+    result = check(rows, records, args.profile, include_reported=args.include_reported, claims=claims)
     print(format_table(result))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return exit_code(result)
+    return exit_code(result, strict=args.strict)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -103,8 +133,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
-    rows, records = loaded
-    result = check(rows, records, args.profile, include_reported=True)
+    registry, records = loaded
+    rows = registry.rows
+    result = check(rows, records, args.profile, include_reported=True, claims=registry.claims)
     md_path, html_path = write_report(rows, result, args.out or args.results)
     print(f"wrote {md_path} and {html_path}")
     return 0
@@ -117,11 +148,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .runner import RunnerError, new_batch_dir, parse_override, plan_jobs, run_jobs, validate_jobs
 
     try:
-        rows = select_rows(_load(args.registry), args.rows)
+        rows, claims = _selection(read_registry(args.registry, check_notebooks=False), args.rows)
         overrides = dict(parse_override(s) for s in args.set or [])
         jobs = plan_jobs(rows, args.registry, profile=args.profile, seeds=args.seeds, overrides=overrides)
         if not jobs:
-            raise RunnerError(f"no target row matches {args.rows}")
+            raise RunnerError(f"no target row of profile {args.profile!r} matches {args.rows or 'the registry'}")
         validate_jobs(jobs)
     except (RegistryError, RunnerError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -144,9 +175,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     except ResultsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = check(rows, records, args.profile, include_reported=False)
+    result = check(rows, records, args.profile, include_reported=False, claims=claims)
     print(format_table(result))
-    return max(exit_code(result), 1 if failed else 0)
+    return max(exit_code(result, strict=args.strict), 1 if failed else 0)
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
@@ -156,9 +187,9 @@ def cmd_pin(args: argparse.Namespace) -> int:
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
-    rows, records = loaded
+    registry, records = loaded
     try:
-        changes = pin_smoke_expectations(args.registry, records, select_rows(rows, args.rows),
+        changes = pin_smoke_expectations(args.registry, records, select_rows(registry.rows, args.rows),
                                          decimals=args.decimals)
     except (RegistryError, PinError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -202,17 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
             nargs="+",
             action="extend",
             metavar="PATTERN",
-            help="fnmatch patterns on row ids or experiment keys, e.g. 'table4.*'",
+            help="fnmatch patterns on row ids, experiment keys or claim ids, e.g. 'table4.*' 'fig1.*'",
         )
 
     p = add("validate", cmd_validate, "validate the registry (fields, names, numbers, notebooks)")
     p.add_argument("--no-notebooks", action="store_true", help="skip the notebook existence/parameter checks")
     p = add("ls", cmd_ls, "list registry rows")
     rows_arg(p)
-    p.add_argument("--role", choices=("target", "reported"))
+    p.add_argument("--role", choices=("target", "reported", "claim"))
     p = add("reproduce", cmd_reproduce, "run rows' notebooks with papermill, then check them")
     rows_arg(p)
-    p.add_argument("--profile", choices=("smoke", "paper"), default="smoke")
+    p.add_argument("--profile", choices=PROFILES, default="smoke")
+    p.add_argument("--strict", action="store_true", help="exit 1 also when a row or claim is missing (CI)")
     p.add_argument(
         "--seeds", type=int, help="run seeds 1..N (default: 1 for smoke, the aggregation's for paper)"
     )
@@ -228,9 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = add(name, func, text)
         p.add_argument("--results", required=True, metavar="DIR", help="folder searched for results.json")
-        p.add_argument("--profile", choices=("paper", "smoke"), default="paper")
+        p.add_argument("--profile", choices=PROFILES, default="paper")
         if name == "check":
             rows_arg(p)
+            p.add_argument("--strict", action="store_true", help="exit 1 also when a row or claim is missing (CI)")
             p.add_argument("--include-reported", action="store_true", help="also list reported rows")
         else:
             p.add_argument("--out", metavar="DIR", help="output folder (default: the results folder)")

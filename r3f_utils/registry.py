@@ -13,7 +13,7 @@ import fnmatch
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,30 @@ import yaml
 
 __all__ = [
     "AGGREGATIONS",
+    "CLAIM_REDUCTIONS",
+    "CLAIM_RELATIONS",
     "COMMON_PARAMETERS",
     "DEFAULT_REGISTRY",
     "METRIC_NAMES",
+    "PROFILES",
     "ROLES",
+    "SCHEMA_VERSIONS",
     "XNLI_LANGUAGES",
     "GLUE_TASK_NAMES",
     "PROBE_MAX_CYCLES",
+    "Claim",
+    "ClaimOperand",
     "DatasetRef",
+    "ProfileSpec",
+    "Registry",
     "RegistryError",
     "RegistryRow",
     "SmokeSpec",
     "check_metric_name",
     "is_number_like",
     "load_registry",
+    "read_registry",
+    "select_claims",
     "select_rows",
     "string_number_problems",
 ]
@@ -91,6 +101,14 @@ AGGREGATIONS: dict[str, tuple[str, int]] = {
 }
 
 ROLES = ("target", "reported")
+# smoke: tiny models + fixtures (CI); cpu: the pip-shipped pretrained MiniLM on CPU; paper: the paper's recipes
+PROFILES = ("smoke", "cpu", "paper")
+# registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`)
+SCHEMA_VERSIONS = (1, 2)
+CLAIM_RELATIONS = ("<", "<=", ">", ">=")
+# how the values of one side of a claim combine: every element on its own, or one reduced value
+CLAIM_REDUCTIONS = ("each", "max", "min", "mean")
+CLAIM_VERDICTS = ("holds", "fails")
 # parameters the runner injects into every notebook
 COMMON_PARAMETERS = ("row", "profile", "seed", "output_dir")
 
@@ -106,10 +124,12 @@ _REQUIRED = (
     "tolerance",
     "role",
 )
-_OPTIONAL = ("experiment", "notebook", "parameters", "smoke", "notes", "printed")
-_TOP_LEVEL = ("schema_version", "templates", "rows")
-_SMOKE_KEYS = ("parameters", "expected", "tolerance")
+_OPTIONAL = ("experiment", "notebook", "parameters", "smoke", "cpu", "notes", "printed")
+_TOP_LEVEL = ("schema_version", "templates", "rows", "claims")
+_SMOKE_KEYS = ("parameters", "expected", "tolerance", "seeds")
 _DATASET_KEYS = ("hub_id", "config", "split")
+_CLAIM_REQUIRED = ("id", "statement", "source", "metric", "aggregation", "left", "relation", "right")
+_CLAIM_OPTIONAL = ("figure", "table", "left_reduce", "right_reduce", "margin", "smoke", "cpu", "notes")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _NUMBER_LIKE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
@@ -132,12 +152,16 @@ class DatasetRef:
 
 
 @dataclass(frozen=True)
-class SmokeSpec:
-    """Smoke profile of a target row: parameter overrides and values pinned from the tiny run."""
+class ProfileSpec:
+    """A row's ``smoke:`` or ``cpu:`` section: parameter overrides, pinned values, seeds to run (default 1)."""
 
     parameters: dict[str, Any] = field(default_factory=dict)  # a null value drops the parameter
     expected: dict[str, float] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
+    seeds: int = 1
+
+
+SmokeSpec = ProfileSpec  # the name of schema 1
 
 
 @dataclass(frozen=True)
@@ -150,32 +174,101 @@ class RegistryRow:
     dataset: DatasetRef
     model: str
     method: str
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # None: the paper prints no number (a figure); the run is still measured
     aggregation: str
     tolerance: dict[str, float]
     role: str
     experiment: str
     notebook: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-    smoke: SmokeSpec = field(default_factory=SmokeSpec)
+    smoke: ProfileSpec = field(default_factory=ProfileSpec)
     notes: tuple[str, ...] = ()
     printed: dict[str, str] = field(default_factory=dict)
+    cpu: ProfileSpec | None = None  # rows without it are not part of the cpu profile
 
     @property
     def seeds_needed(self) -> int:
         """Number of seeds the paper's aggregation implies."""
         return AGGREGATIONS[self.aggregation][1]
 
+    @property
+    def numbers(self) -> dict[str, float]:
+        """The metrics the paper prints a number for (figure metrics are None and left out)."""
+        return {k: v for k, v in self.metrics.items() if v is not None}
+
+    def profile_spec(self, profile: str) -> ProfileSpec | None:
+        """The row's ``smoke:`` / ``cpu:`` section (None for ``paper``, or a row without a ``cpu:`` section)."""
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+        return {"smoke": self.smoke, "cpu": self.cpu}.get(profile)
+
+    def seeds_for(self, profile: str) -> int:
+        """Seeds a run of ``profile`` needs: the section's ``seeds`` (default 1), or the paper's aggregation."""
+        spec = self.profile_spec(profile)
+        return self.seeds_needed if profile == "paper" else (spec.seeds if spec is not None else 1)
+
     def parameters_for(self, profile: str) -> dict[str, Any]:
-        """Row parameters for ``profile``; smoke merges ``smoke.parameters`` over them (null drops a key)."""
+        """Row parameters for ``profile``; smoke/cpu merge their section's parameters (null drops a key)."""
         params = dict(self.parameters)
-        if profile == "smoke":
-            for key, value in self.smoke.parameters.items():
-                if value is None:
-                    params.pop(key, None)
-                else:
-                    params[key] = value
+        spec = self.profile_spec(profile)
+        for key, value in (spec.parameters if spec is not None else {}).items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params[key] = value
         return params
+
+
+@dataclass(frozen=True)
+class ClaimOperand:
+    """One side element of a claim: an experiment's metric (its seeds aggregated as the claim says)."""
+
+    experiment: str
+    metric: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An ordering statement of the paper (mostly from its figures), judged ``holds`` / ``fails`` over runs.
+
+    ``reduce(left) relation reduce(right)`` (+ ``margin``), where ``reduce`` is ``left_reduce`` /
+    ``right_reduce``: ``each`` makes the relation hold for every element, ``max``/``min``/``mean`` combine a
+    side into one value first. ``expected`` pins the verdict per profile (smoke, cpu): tiny models say nothing
+    about the paper, so there only a change of verdict fails.
+    """
+
+    id: str
+    statement: str
+    source: str
+    metric: str
+    aggregation: str
+    left: tuple[ClaimOperand, ...]
+    relation: str
+    right: tuple[ClaimOperand, ...]
+    left_reduce: str = "each"
+    right_reduce: str = "each"
+    margin: float = 0.0
+    where: str = ""  # "figure 1", "table 2"
+    expected: dict[str, str] = field(default_factory=dict)  # profile -> pinned verdict
+    notes: tuple[str, ...] = ()
+
+    @property
+    def experiments(self) -> tuple[str, ...]:
+        """Every experiment the claim reads, in order, once."""
+        return tuple(dict.fromkeys(o.experiment for o in (*self.left, *self.right)))
+
+    @property
+    def seeds_needed(self) -> int:
+        """Seeds per experiment the claim's aggregation implies (paper profile)."""
+        return AGGREGATIONS[self.aggregation][1]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The whole registry file: its rows and its claims."""
+
+    rows: list[RegistryRow]
+    claims: list[Claim]
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:
@@ -243,14 +336,17 @@ class _RowParser:
             return ""
         return str(value)
 
-    def metric_values(self, fld: str, value: Any) -> dict[str, float]:
+    def metric_values(self, fld: str, value: Any, *, allow_null: bool = False) -> dict[str, Any]:
         if not isinstance(value, Mapping) or not value:
             self.error(fld, f"expected a non-empty mapping metric name -> number, got {value!r}")
             return {}
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
         for name, number in value.items():
             if str(name) not in METRIC_NAMES:
                 self.error(fld, f"unknown metric name {name!r}{_suggest(str(name), METRIC_NAMES)}")
+                continue
+            if number is None and allow_null:  # a figure: measured, no printed number to compare with
+                out[str(name)] = None
                 continue
             problem = _number_problem(number)
             if problem:
@@ -311,26 +407,34 @@ class _RowParser:
                 self.error(problem.split(": ", 1)[0], problem.split(": ", 1)[1])
         return {str(k): v for k, v in value.items()}
 
-    def smoke(self, metrics: Mapping[str, float]) -> SmokeSpec:
-        value = self.raw.get("smoke")
+    def profile_section(self, name: str, metrics: Mapping[str, Any]) -> ProfileSpec | None:
+        """The ``smoke:`` or ``cpu:`` section (None when absent)."""
+        value = self.raw.get(name)
         if value is None:
-            return SmokeSpec()
+            return None
         if not isinstance(value, Mapping):
-            self.error("smoke", f"expected a mapping with {', '.join(_SMOKE_KEYS)}, got {value!r}")
-            return SmokeSpec()
+            self.error(name, f"expected a mapping with {', '.join(_SMOKE_KEYS)}, got {value!r}")
+            return None
         for key in value:
             if key not in _SMOKE_KEYS:
-                self.error(f"smoke.{key}", f"unknown key{_suggest(str(key), _SMOKE_KEYS)}")
-        params = self.parameters("smoke.parameters", value.get("parameters"))
+                self.error(f"{name}.{key}", f"unknown key{_suggest(str(key), _SMOKE_KEYS)}")
+        params = self.parameters(f"{name}.parameters", value.get("parameters"))
         expected: dict[str, float] = {}
         tolerance: dict[str, float] = {}
         if value.get("expected") is not None:
-            expected = self.metric_values("smoke.expected", value["expected"])
+            expected = self.metric_values(f"{name}.expected", value["expected"])
+            unknown = [m for m in expected if m not in metrics]
+            if unknown:
+                self.error(f"{name}.expected", f"pins {unknown}, which are not among the row's metrics")
             if "tolerance" not in value:
-                self.error("smoke.tolerance", "required when smoke.expected is given")
+                self.error(f"{name}.tolerance", f"required when {name}.expected is given")
             else:
-                tolerance = self.tolerance("smoke.tolerance", value["tolerance"], expected)
-        return SmokeSpec(params, expected, tolerance)
+                tolerance = self.tolerance(f"{name}.tolerance", value["tolerance"], expected)
+        seeds = value.get("seeds", 1)
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            self.error(f"{name}.seeds", f"expected a whole number >= 1, got {seeds!r}")
+            seeds = 1
+        return ProfileSpec(params, expected, tolerance, seeds)
 
     def notes(self) -> tuple[str, ...]:
         value = self.raw.get("notes")
@@ -367,7 +471,9 @@ class _RowParser:
         role = self.text("role")
         if role and role not in ROLES:
             self.error("role", f"unknown role {role!r}{_suggest(role, ROLES)} (known: {', '.join(ROLES)})")
-        metrics = self.metric_values("metrics", self.raw.get("metrics"))
+        metrics = self.metric_values("metrics", self.raw.get("metrics"), allow_null=True)
+        if role == "reported" and any(v is None for v in metrics.values()):
+            self.error("metrics", "a reported row quotes printed numbers; null (no number) is for target rows")
         notebook = self.raw.get("notebook")
         if role == "target" and (not isinstance(notebook, str) or not notebook):
             self.error("notebook", "a target row needs the notebook that reproduces it")
@@ -379,6 +485,9 @@ class _RowParser:
         if not isinstance(printed, Mapping) or any(k not in metrics for k in printed):
             self.error("printed", "expected a mapping metric -> printed text, for metrics of this row")
             printed = {}
+        cpu = self.profile_section("cpu", metrics)
+        if cpu is not None and role != "target":
+            self.error("cpu", "only a target row (one this package runs) can have a cpu profile")
         experiment = self.raw.get("experiment", row_id)
         if not isinstance(experiment, str) or not _ID_RE.match(experiment):
             self.error("experiment", f"expected an id-like string, got {experiment!r}")
@@ -396,9 +505,10 @@ class _RowParser:
             experiment=str(experiment),
             notebook=notebook if isinstance(notebook, str) else None,
             parameters=self.parameters("parameters", self.raw.get("parameters")),
-            smoke=self.smoke(metrics),
+            smoke=self.profile_section("smoke", metrics) or ProfileSpec(),
             notes=self.notes(),
             printed={str(k): str(v) for k, v in printed.items()},
+            cpu=cpu,
         )
 
 
@@ -414,11 +524,13 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
                     f"row '{row.id}': field '{attr}': differs from row '{other.id}', which shares"
                     f" experiment '{row.experiment}' (rows of one experiment come from the same runs)"
                 )
-        if row.smoke.parameters != other.smoke.parameters:
-            errors.append(
-                f"row '{row.id}': field 'smoke.parameters': differs from row '{other.id}' of the same"
-                f" experiment '{row.experiment}'"
-            )
+        for name in ("smoke", "cpu"):
+            mine, theirs = getattr(row, name), getattr(other, name)
+            if (mine and (mine.parameters, mine.seeds)) != (theirs and (theirs.parameters, theirs.seeds)):
+                errors.append(
+                    f"row '{row.id}': field '{name}': parameters/seeds differ from row '{other.id}' of the same"
+                    f" experiment '{row.experiment}'"
+                )
 
 
 def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> None:
@@ -444,7 +556,10 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
         if names is None:
             errors.append(f"row '{row.id}': field 'notebook': {row.notebook!r} does not exist ({path})")
             continue
-        for fld, params in (("parameters", row.parameters), ("smoke.parameters", row.smoke.parameters)):
+        sections = [("parameters", row.parameters), ("smoke.parameters", row.smoke.parameters)]
+        if row.cpu is not None:
+            sections.append(("cpu.parameters", row.cpu.parameters))
+        for fld, params in sections:
             for key in params:
                 if key not in names:
                     errors.append(
@@ -453,25 +568,179 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
                     )
 
 
-def load_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool = True) -> list[RegistryRow]:
-    """Read and validate the registry; raise RegistryError listing every problem (row id + field).
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML's silent last-wins)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # resolves `<<: *anchor` merges first: overriding a merged key is fine
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would silently keep "
+                    "the last one: remove or rename one of them", key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is tolerated
+    except OSError as err:
+        raise RegistryError([f"{path}: cannot read registry: {err}"]) from None
+    except UnicodeDecodeError as err:
+        raise RegistryError([f"{path}: not UTF-8 text ({err}); save the registry as UTF-8"]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        hint = " (YAML forbids tabs for indentation: use spaces)" if "\t" in text and "\\t" in str(err) else ""
+        raise RegistryError([f"{path}: not valid YAML{hint}: {err}"]) from None
+
+
+class _ClaimParser(_RowParser):
+    """Validates one raw claim against the rows' experiments."""
+
+    def operands(self, fld: str, metric: str, experiments: Mapping[str, RegistryRow]) -> tuple[ClaimOperand, ...]:
+        value = self.raw.get(fld)
+        if not isinstance(value, list) or not value:
+            self.error(fld, f"expected a non-empty list of experiment keys, got {value!r}")
+            return ()
+        out: list[ClaimOperand] = []
+        for i, item in enumerate(value):
+            if isinstance(item, Mapping):
+                unknown = [k for k in item if k not in ("experiment", "metric")]
+                if unknown:
+                    self.error(f"{fld}[{i}]", f"unknown keys {unknown} (allowed: experiment, metric)")
+                exp, met = item.get("experiment"), item.get("metric", metric)
+            else:
+                exp, met = item, metric
+            if not isinstance(exp, str) or exp not in experiments:
+                known = experiments if isinstance(exp, str) else ()
+                self.error(f"{fld}[{i}]", f"{exp!r} is not the experiment of any row{_suggest(str(exp), known)}"
+                           " (claims read the runs of registered experiments)")
+                continue
+            if not isinstance(met, str) or met not in METRIC_NAMES:
+                self.error(f"{fld}[{i}].metric", f"unknown metric name {met!r}{_suggest(str(met), METRIC_NAMES)}")
+                continue
+            if met not in experiments[exp].metrics:
+                self.error(f"{fld}[{i}]", f"experiment {exp!r} does not register metric {met!r} "
+                           f"(its rows have {', '.join(experiments[exp].metrics)})")
+            if experiments[exp].role != "target":
+                self.error(f"{fld}[{i}]", f"experiment {exp!r} is a reported row: nothing runs it")
+            out.append(ClaimOperand(exp, met))
+        return tuple(out)
+
+    def choice(self, fld: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        value = self.raw.get(fld, default)
+        if value not in allowed:
+            self.error(fld, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            return allowed[0]
+        return str(value)
+
+    def parse_claim(self, experiments: Mapping[str, RegistryRow]) -> Claim | None:
+        for key in self.raw:
+            if key not in _CLAIM_REQUIRED and key not in _CLAIM_OPTIONAL:
+                self.error(str(key), f"unknown field{_suggest(str(key), _CLAIM_REQUIRED + _CLAIM_OPTIONAL)}")
+        missing = [f for f in _CLAIM_REQUIRED if f not in self.raw]
+        for fld in missing:
+            self.error(fld, "missing required field")
+        if missing:
+            return None
+        claim_id = self.text("id")
+        if claim_id and not _ID_RE.match(claim_id):
+            self.error("id", f"{claim_id!r} may hold only letters, digits, '_', '.', '-'")
+        metric = self.text("metric")
+        if metric and metric not in METRIC_NAMES:
+            self.error("metric", f"unknown metric name {metric!r}{_suggest(metric, METRIC_NAMES)}")
+        aggregation = self.choice("aggregation", tuple(AGGREGATIONS))
+        margin = self.raw.get("margin", 0.0)
+        problem = _number_problem(margin)
+        if problem or margin < 0:
+            self.error("margin", problem or f"{margin!r} is negative (a required gap, in metric units)")
+            margin = 0.0
+        expected: dict[str, str] = {}
+        for profile in ("smoke", "cpu"):
+            section = self.raw.get(profile)
+            if section is None:
+                continue
+            if not isinstance(section, Mapping) or set(section) != {"expected"}:
+                self.error(profile, f"expected {{expected: holds|fails}}, got {section!r}")
+            elif section["expected"] not in CLAIM_VERDICTS:
+                self.error(f"{profile}.expected", f"must be 'holds' or 'fails', got {section['expected']!r}")
+            else:
+                expected[profile] = section["expected"]
+        where = [f"{k} {self.raw[k]}" for k in ("figure", "table") if k in self.raw]
+        return Claim(
+            id=claim_id,
+            statement=self.text("statement"),
+            source=self.text("source"),
+            metric=metric,
+            aggregation=aggregation,
+            left=self.operands("left", metric, experiments),
+            relation=self.choice("relation", CLAIM_RELATIONS),
+            right=self.operands("right", metric, experiments),
+            left_reduce=self.choice("left_reduce", CLAIM_REDUCTIONS, "each"),
+            right_reduce=self.choice("right_reduce", CLAIM_REDUCTIONS, "each"),
+            margin=float(margin),
+            where=", ".join(where),
+            expected=expected,
+            notes=self.notes(),
+        )
+
+
+def _parse_claims(raw: Any, rows: list[RegistryRow], errors: list[str]) -> list[Claim]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.append(f"claims: expected a list of claims, got {type(raw).__name__}")
+        return []
+    experiments: dict[str, RegistryRow] = {}
+    for row in rows:
+        if row.experiment not in experiments:
+            experiments[row.experiment] = row
+        else:  # an experiment's metrics are the union of its rows'
+            first = experiments[row.experiment]
+            experiments[row.experiment] = replace(first, metrics={**first.metrics, **row.metrics})
+    claims: list[Claim] = []
+    seen = {r.id for r in rows}
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            errors.append(f"claims[{index}]: expected a mapping, got {item!r}")
+            continue
+        claim_id = item.get("id")
+        where = f"claim '{claim_id}'" if isinstance(claim_id, str) else f"claims[{index}]"
+        claim = _ClaimParser(item, where, errors).parse_claim(experiments)
+        if claim is None:
+            continue
+        if claim.id in seen:
+            errors.append(f"{where}: field 'id': duplicate id (ids are shared by rows and claims)")
+        seen.add(claim.id)
+        claims.append(claim)
+    return claims
+
+
+def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool = True) -> Registry:
+    """Read and validate the registry's rows and claims; raise RegistryError listing every problem.
 
     ``check_notebooks=False`` skips the checks that a target row's notebook exists and declares its
     parameters (for unit tests of the other fields and for the fast ``check`` command).
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise RegistryError([f"{path}: cannot read registry: {err}"]) from None
-    except yaml.YAMLError as err:
-        raise RegistryError([f"{path}: not valid YAML: {err}"]) from None
+    data = _read_yaml(path)
     if not isinstance(data, Mapping) or not isinstance(data.get("rows"), list):
         raise RegistryError([f"{path}: expected a mapping with a top-level 'rows:' list"])
     errors: list[str] = []
     for key in data:
         if key not in _TOP_LEVEL:
             errors.append(f"{path}: unknown top-level key {key!r}{_suggest(str(key), _TOP_LEVEL)}")
+    version = data.get("schema_version")
+    if version not in SCHEMA_VERSIONS or isinstance(version, bool):
+        errors.append(f"{path}: schema_version {version!r} is not supported by this reader (it reads "
+                      f"{', '.join(map(str, SCHEMA_VERSIONS))}); "
+                      + ("add `schema_version: 2` at the top" if version is None else "upgrade r3f-repro"))
     rows: list[RegistryRow] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(data["rows"]):
@@ -488,20 +757,39 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         seen.setdefault(row.id, index)
         rows.append(row)
     _check_experiments(rows, errors)
+    claims = _parse_claims(data.get("claims"), rows, errors)
     if check_notebooks and not errors:
         _check_notebooks(rows, path.parent, errors)
     if errors:
         raise RegistryError([f"{path}: {e}" if not e.startswith(str(path)) else e for e in errors])
-    return rows
+    return Registry(rows, claims)
 
 
-def select_rows(rows: Iterable[RegistryRow], patterns: Iterable[str] | None = None) -> list[RegistryRow]:
-    """Rows whose id or experiment matches any fnmatch pattern (all rows when ``patterns`` is empty)."""
+def load_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool = True) -> list[RegistryRow]:
+    """The validated rows of the registry (see :func:`read_registry`, which also returns the claims)."""
+    return read_registry(path, check_notebooks=check_notebooks).rows
+
+
+def select_claims(claims: Iterable[Claim], patterns: Iterable[str] | None = None) -> list[Claim]:
+    """Claims whose id matches any fnmatch pattern (all claims when ``patterns`` is empty)."""
+    pats = [p for p in (patterns or []) if p]
+    return [c for c in claims if not pats or any(fnmatch.fnmatchcase(c.id, p) for p in pats)]
+
+
+def select_rows(
+    rows: Iterable[RegistryRow], patterns: Iterable[str] | None = None, claims: Iterable[Claim] = ()
+) -> list[RegistryRow]:
+    """Rows whose id or experiment matches any fnmatch pattern (all rows when ``patterns`` is empty), plus the
+    rows of every experiment read by a claim that matches a pattern (``--rows 'fig1.*'`` runs what fig1's
+    claims compare)."""
+    rows = list(rows)
     pats = [p for p in (patterns or []) if p]
     if not pats:
-        return list(rows)
+        return rows
+    wanted = {e for c in select_claims(claims, pats) for e in c.experiments}
     return [
         r
         for r in rows
-        if any(fnmatch.fnmatchcase(r.id, p) or fnmatch.fnmatchcase(r.experiment, p) for p in pats)
+        if r.experiment in wanted or any(fnmatch.fnmatchcase(r.id, p) or fnmatch.fnmatchcase(r.experiment, p)
+                                         for p in pats)
     ]

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypedDict
 
-from .registry import check_metric_name
+from .registry import PROFILES, check_metric_name
 
 __all__ = [
     "RESULTS_FILENAME",
@@ -167,8 +167,8 @@ def write_results(
     target = out_dir / RESULTS_FILENAME
     if target.exists():
         raise ResultsError(f"{target}: already exists; a run folder is written once (use a new output_dir)")
-    if profile not in ("smoke", "paper"):
-        raise ResultsError(f"{target}: profile must be 'smoke' or 'paper', not {profile!r}")
+    if profile not in PROFILES:
+        raise ResultsError(f"{target}: profile must be one of {', '.join(PROFILES)}, not {profile!r}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ResultsError(f"{target}: seed must be an int, not {seed!r}")
     if not metrics:

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from .registry import COMMON_PARAMETERS, RegistryRow, is_number_like, string_number_problems
+from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, is_number_like, string_number_problems
 from .results import RESULTS_FILENAME
 
 __all__ = ["Job", "JobOutcome", "RunnerError", "parse_override", "plan_jobs", "run_jobs", "validate_jobs"]
@@ -100,23 +100,25 @@ def plan_jobs(
     seeds: int | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> list[Job]:
-    """One job per (experiment of a selected target row, seed). Seeds 1..N; default N: 1 for smoke, the
-    seeds the aggregation implies for paper (10 for max/median_of_10, 5 for mean_of_5)."""
-    if profile not in ("smoke", "paper"):
-        raise RunnerError(f"profile must be 'smoke' or 'paper', not {profile!r}")
+    """One job per (experiment of a selected target row, seed). Seeds 1..N; default N: the row's ``seeds`` of
+    its smoke/cpu section (1 unless set), the seeds the aggregation implies for paper (10 for max/median_of_10,
+    5 for mean_of_5). The cpu profile runs only the rows that declare a ``cpu:`` section."""
+    if profile not in PROFILES:
+        raise RunnerError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
     if seeds is not None and seeds < 1:
         raise RunnerError(f"--seeds must be at least 1, not {seeds}")
     base = Path(registry_path).resolve().parent
     experiments: dict[str, list[RegistryRow]] = {}
     for row in rows:
-        if row.role == "target":
+        in_profile = profile == "paper" or row.profile_spec(profile) is not None
+        if row.role == "target" and in_profile:
             experiments.setdefault(row.experiment, []).append(row)
     jobs: list[Job] = []
     for experiment, members in experiments.items():
         first = members[0]
         assert first.notebook is not None  # validated by the registry
         params = {**first.parameters_for(profile), **(overrides or {})}
-        n = seeds or (1 if profile == "smoke" else max(r.seeds_needed for r in members))
+        n = seeds or max(r.seeds_for(profile) for r in members)
         jobs.extend(
             Job(experiment, tuple(r.id for r in members), base / first.notebook, seed, profile, params)
             for seed in range(1, n + 1)
