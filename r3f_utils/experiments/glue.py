@@ -31,6 +31,7 @@ import datasets
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers import set_seed as hf_set_seed
 
+from r3f_utils import registry
 from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
 from r3f_utils.metrics import build_compute_metrics
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 GLUE_METHODS = ("standard", "std++", "r3f", "r4f")
-PROFILES = ("smoke", "paper")
+PROFILES = registry.PROFILES  # smoke | cpu (MiniLM on CPU) | paper
 NOISE_TYPES = ("uniform", "normal")
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
