@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -287,7 +288,7 @@ def _probe_order(stages: Sequence[Stage]) -> list[tuple[str, str]]:
         for task, name in stage.probes:
             if name.startswith("probe_after_"):
                 label = f"after {stage.task}"
-            elif name.startswith("probe_c"):
+            elif re.fullmatch(r"probe_c\d+_\w+", name):
                 label = f"c{stage.cycle} {stage.task}→{task}"
             else:
                 label = task

@@ -55,6 +55,10 @@ def test_paper_stage_plans(tmp_path):
         ("sst2", "qnli"), ("qnli", "qqp"), ("qqp", "rte"), ("rte", "sst2")]
     for stages in (gen, deg, ret):
         assert all(name in METRIC_NAMES for s in stages for _, name in s.probes)
+    # the figures' x labels (results.json extra.probe_order)
+    assert [label for _, label in probing._probe_order(gen)] == ["mnli", "qqp", "rte", "qnli", "mrpc", "cola"]
+    assert [label for _, label in probing._probe_order(deg)][-1] == "after rte"
+    assert [label for _, label in probing._probe_order(ret)][:2] == ["c1 sst2→qnli", "c1 qnli→qqp"]
 
 
 def test_stage_config_takes_the_tasks_reference_recipe_when_left_none(tmp_path):
