@@ -31,10 +31,8 @@ _COLORS = {
 
 def _cells(row: RegistryRow, v: Verdict) -> list[str]:
     dataset = row.dataset.hub_id + (f" ({row.dataset.config})" if row.dataset.config else "")
-    if v.paper is None:  # a figure metric: the paper prints no number
-        paper = "(figure)"
-    else:
-        paper = row.printed.get(v.metric, format(v.paper, "g"))
+    # a figure metric has no printed number
+    paper = "(figure)" if v.paper is None else row.printed.get(v.metric, format(v.paper, "g"))
     if row.printed.get(v.metric) and v.paper is not None:
         paper = f"{paper} = {v.paper:g}"
     reproduced = "-" if v.reproduced is None else f"{v.reproduced:.2f}"

@@ -72,10 +72,15 @@ def test_stage_config_takes_the_tasks_reference_recipe_when_left_none(tmp_path):
         probing.stage_config(cfg, "stsb", 1)
 
 
+@pytest.fixture(scope="module")
+def registry_rows():
+    return load_registry(check_notebooks=False)
+
+
 @pytest.mark.parametrize("study", probing.STUDIES)
-def test_registry_rows_register_every_metric_the_study_writes(tmp_path, study):
+def test_registry_rows_register_every_metric_the_study_writes(tmp_path, registry_rows, study):
     table = {"generalization": "fig3", "degradation": "fig4", "retention": "fig5"}[study]
-    rows = [r for r in load_registry(check_notebooks=False) if r.table == table]
+    rows = [r for r in registry_rows if r.table == table]
     assert sorted(r.parameters["method"] for r in rows) == sorted(GLUE_METHODS), \
         f"{table}: one row per GLUE method (add rows for new methods of r3f_utils.experiments.glue.GLUE_METHODS)"
     plan = probing.plan_stages(_cfg(tmp_path, study))
