@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "R3FTrainer": "trainers",
     "R3FSeq2SeqTrainer": "trainers",
     "R3FLossMixin": "trainers",
+    "FairseqSeq2SeqCollator": "collators",
     # registry, results, checker
     "load_registry": "registry",
     "select_rows": "registry",

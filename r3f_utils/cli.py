@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .launchers import add_arguments as add_launcher_arguments
 from .registry import (
     DEFAULT_REGISTRY,
     PROFILES,
@@ -19,6 +20,8 @@ from .registry import (
     select_claims,
     select_rows,
 )
+from .runner import RunnerError
+from .train import add_arguments as add_train_arguments
 
 __all__ = ["main"]
 
@@ -78,6 +81,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.registry}: OK, {len(rows)} rows ({targets} target), {numbers} numbers, {len(claims)} claims"
         + (" (notebooks not checked)" if args.no_notebooks else "")
     )
+    if args.profile == "paper":  # what each row downloads and costs; 1 when a row cannot run as registered
+        from .recipes import validate_paper_profile
+
+        return validate_paper_profile(rows)
     return 0
 
 
@@ -95,6 +102,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(f"{c.id:<42} {'claim':<8} {c.aggregation:<12} {c.statement}")
     print(f"{len(rows)} rows, {len(claims)} claims", file=sys.stderr)
     return 0
+
+
+def _only_unknown_rows(rows: Sequence[RegistryRow], records: Sequence, args: argparse.Namespace) -> str:
+    """Why a check would pass on nothing ("" if it would not): results whose rows are all unknown to the
+    registry (wrong folder or registry)."""
+    known = {r.id for r in rows} | {r.experiment for r in rows}
+    mine = [r for r in records if r.profile == args.profile]
+    if mine and not any(r.row in known or r.experiment in known for r in mine):
+        names = sorted({r.row for r in mine})
+        return (f"none of the results under {args.results} belongs to a row of {args.registry} (they name "
+                f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}): wrong --registry or results folder?")
+    return ""
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -118,6 +137,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = _only_unknown_rows(registry.rows, records, args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     result = check(rows, records, args.profile, include_reported=args.include_reported, claims=claims)
     print(format_table(result))
     for warning in result.warnings:
@@ -125,47 +148,112 @@ def cmd_check(args: argparse.Namespace) -> int:
     return exit_code(result, strict=args.strict)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Write report.md / report.html for the results under ``--results``."""
+def _report_profile(records: Sequence, requested: str | None, where: str) -> str:
+    """``--profile`` if given, else the one profile the results hold (RunnerError if none or several)."""
+    if requested:
+        return requested
+    found = sorted({r.profile for r in records})
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise RunnerError(f"no results.json under {where}: nothing to report")
+    raise RunnerError(f"the results under {where} hold profiles {', '.join(found)}: pass --profile")
+
+
+def _write_report(registry: Registry, records: Sequence, out: str | Path, profile: str | None) -> tuple[Path, Path]:
+    """Check ``records`` (the profile they hold unless given) and write report.md / report.html into ``out``."""
     from .checker import check
     from .report import write_report
+
+    profile = _report_profile(records, profile, str(out))
+    result = check(registry.rows, records, profile, include_reported=True, claims=registry.claims)
+    return write_report(registry.rows, result, out, records=records)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write report.md / report.html for the results under ``--results``."""
+    from .atomic import OutputError
 
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
     registry, records = loaded
-    rows = registry.rows
-    result = check(rows, records, args.profile, include_reported=True, claims=registry.claims)
-    md_path, html_path = write_report(rows, result, args.out or args.results)
+    try:
+        md_path, html_path = _write_report(registry, records, args.out or args.results, args.profile)
+    except (RunnerError, OutputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {md_path} and {html_path}")
     return 0
 
 
+def _resume_defaults(args: argparse.Namespace) -> None:
+    """``--resume DIR``: rows, profile, seeds and ``--set`` default to what the batch was started with."""
+    from .runner import batch_experiments, read_batch_manifest
+
+    batch = Path(args.resume)
+    if not batch.is_dir():
+        raise RunnerError(f"--resume {batch}: no such run folder")
+    manifest = read_batch_manifest(batch)
+    if not args.rows:
+        args.rows = list(batch_experiments(batch))  # only this batch's experiments, never every target row
+        if not args.rows:
+            raise RunnerError(f"--resume {batch}: no run folders in it; start a new batch instead")
+    if manifest is not None:
+        args.profile = args.profile or manifest.profile
+        args.seeds = args.seeds or manifest.seeds
+        if args.set is None:
+            args.set = [f"{k}={v}" for k, v in manifest.overrides.items()]
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Run the selected rows' notebooks with papermill, then check the batch."""
+    """Run the selected rows' notebooks (local pool or SLURM), then check the batch and write its report."""
+    from . import launchers
+    from .atomic import OutputError, describe_os_error
     from .checker import check, exit_code, format_table
     from .results import ResultsError, read_results
-    from .runner import RunnerError, new_batch_dir, parse_override, plan_jobs, run_jobs, validate_jobs
+    from .runner import (
+        check_overrides,
+        check_resumable,
+        new_batch_dir,
+        parse_override,
+        plan_jobs,
+        validate_jobs,
+        write_batch_manifest,
+    )
 
     try:
-        rows, claims = _selection(read_registry(args.registry, check_notebooks=False), args.rows)
+        if args.resume:
+            _resume_defaults(args)
+        args.profile = args.profile or "smoke"
+        registry = read_registry(args.registry, check_notebooks=False)
+        rows, claims = _selection(registry, args.rows)
         overrides = dict(parse_override(s) for s in args.set or [])
+        check_overrides(overrides)
         jobs = plan_jobs(rows, args.registry, profile=args.profile, seeds=args.seeds, overrides=overrides)
         if not jobs:
             raise RunnerError(f"no target row of profile {args.profile!r} matches {args.rows or 'the registry'}")
         validate_jobs(jobs)
-    except (RegistryError, RunnerError) as err:
+        launch = launchers.from_args(args)  # local pool or SLURM array (r3f_utils.launchers)
+        if args.resume:
+            batch = Path(args.resume)
+            check_resumable(jobs, batch, overrides)
+        else:
+            batch = new_batch_dir(args.out)
+            write_batch_manifest(batch, jobs, seeds=args.seeds, overrides=overrides)
+    except (RegistryError, RunnerError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.resume:
-        batch = Path(args.resume)
-        if not batch.is_dir():
-            print(f"error: --resume {batch}: no such run folder", file=sys.stderr)
-            return 2
-    else:
-        batch = new_batch_dir(args.out)
+    except OSError as err:  # --out read-only, a file, on a full disk
+        print(f"error: {describe_os_error(args.out, err)}", file=sys.stderr)
+        return 2
     print(f"{len(jobs)} runs into {batch}", file=sys.stderr)
-    outcomes = run_jobs(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    outcomes = launch(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    if any(o.status in ("submitted", "running") for o in outcomes):  # slurm --detach, or jobs still queued
+        waiting = sum(o.status in ("submitted", "running") for o in outcomes)
+        print(f"{waiting} runs queued or running; collect them with: python -m r3f_utils reproduce --resume {batch}"
+              " --launcher slurm (same --rows/--profile/--seeds)", file=sys.stderr)
+        return 0
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         print(f"FAILED {o.job.folder}: {o.error} (see {o.run_dir})", file=sys.stderr)
@@ -177,20 +265,32 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 2
     result = check(rows, records, args.profile, include_reported=False, claims=claims)
     print(format_table(result))
+    try:
+        _, html_path = _write_report(registry, records, batch, args.profile)
+        print(f"report: {html_path}")
+    except (RunnerError, OutputError) as err:  # the runs are kept; only the page is missing
+        print(f"warning: no report written: {err}", file=sys.stderr)
     return max(exit_code(result, strict=args.strict), 1 if failed else 0)
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
     """Write the smoke values found under ``--results`` into the rows' ``smoke.expected``."""
-    from .pin import PinError, pin_smoke_expectations
+    from .pin import PinError, pin_smoke_expectations, with_experiment_siblings
 
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
     registry, records = loaded
+    selected = select_rows(registry.rows, args.rows)
+    if args.rows and not selected:
+        print(f"error: --rows {' '.join(args.rows)} matches no registry row", file=sys.stderr)
+        return 2
+    expanded = with_experiment_siblings(selected, registry.rows)
+    for row in expanded:
+        if row not in selected:
+            print(f"also pinning {row.id}: the same experiment ({row.experiment}) feeds it", file=sys.stderr)
     try:
-        changes = pin_smoke_expectations(args.registry, records, select_rows(registry.rows, args.rows),
-                                         decimals=args.decimals)
+        changes = pin_smoke_expectations(args.registry, records, expanded, decimals=args.decimals)
     except (RegistryError, PinError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -203,6 +303,13 @@ def cmd_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one experiment in this process (or one rank of it): see ``r3f_utils.train``."""
+    from .train import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of ``python -m r3f_utils``."""
     parser = argparse.ArgumentParser(
@@ -211,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report,pin}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report,pin,train}")
 
     def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(
@@ -238,12 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("validate", cmd_validate, "validate the registry (fields, names, numbers, notebooks)")
     p.add_argument("--no-notebooks", action="store_true", help="skip the notebook existence/parameter checks")
+    p.add_argument("--profile", choices=("paper",), help="paper: also list each row's downloads, updates, epochs, "
+                   "GPU-hours, and fail on a row that cannot run as registered (r3f_utils/recipes.py)")
     p = add("ls", cmd_ls, "list registry rows")
     rows_arg(p)
     p.add_argument("--role", choices=("target", "reported", "claim"))
     p = add("reproduce", cmd_reproduce, "run rows' notebooks with papermill, then check them")
     rows_arg(p)
-    p.add_argument("--profile", choices=PROFILES, default="smoke")
+    p.add_argument("--profile", choices=PROFILES, help="default: smoke (with --resume: the batch's profile)")
     p.add_argument("--strict", action="store_true", help="exit 1 also when a row or claim is missing (CI)")
     p.add_argument(
         "--seeds", type=int, help="run seeds 1..N (default: 1 for smoke, the aggregation's for paper)"
@@ -254,13 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a notebook parameter")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    add_launcher_arguments(p)
     for name, func, text in (
         ("check", cmd_check, "compare results with the registry"),
         ("report", cmd_report, "write report.md and report.html"),
     ):
         p = add(name, func, text)
         p.add_argument("--results", required=True, metavar="DIR", help="folder searched for results.json")
-        p.add_argument("--profile", choices=PROFILES, default="paper")
+        if name == "check":
+            p.add_argument("--profile", choices=PROFILES, default="paper")
+        else:
+            p.add_argument("--profile", choices=PROFILES, help="default: the profile of the results (they hold one)")
         if name == "check":
             rows_arg(p)
             p.add_argument("--strict", action="store_true", help="exit 1 also when a row or claim is missing (CI)")
@@ -271,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, metavar="DIR", help="folder searched for smoke results.json")
     rows_arg(p)
     p.add_argument("--decimals", type=int, default=4, help="decimals kept (default: %(default)s)")
+    p = add("train", cmd_train, "train one experiment as a script (torchrun / accelerate launch ready)")
+    add_train_arguments(p)
     return parser
 
 

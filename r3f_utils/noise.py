@@ -20,12 +20,20 @@ from torch import nn
 from r3f_utils.r3f import NOISE_TYPES
 
 
-def sample_noise(like: torch.Tensor, eps: float, noise_type: str) -> torch.Tensor:
-    """Fresh noise with the shape, dtype and device of ``like``: U(-eps, eps) or N(0, eps) (eps = std)."""
+def sample_noise(
+    like: torch.Tensor, eps: float, noise_type: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Fresh noise with the shape, dtype and device of ``like``: U(-eps, eps), N(0, eps) (eps = std), or zeros
+    for ``"none"``.
+
+    ``generator``: draw from it instead of the global RNG (the trainers give each DDP rank its own).
+    """
+    if noise_type == "none":
+        return torch.zeros_like(like)
     if noise_type == "uniform":
-        return torch.empty_like(like).uniform_(-eps, eps)
+        return torch.empty_like(like).uniform_(-eps, eps, generator=generator)
     if noise_type == "normal":
-        return torch.empty_like(like).normal_(0.0, eps)
+        return torch.empty_like(like).normal_(0.0, eps, generator=generator)
     raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
 
 
@@ -60,6 +68,7 @@ def noised_input_embeddings(
     noise_type: str,
     detach: bool,
     rows: slice | None = None,
+    generator: torch.Generator | None = None,
 ) -> Iterator[None]:
     """Within the block, forward passes of ``model`` see noised encoder input embeddings.
 
@@ -69,9 +78,14 @@ def noised_input_embeddings(
         detach: fairseq's classification criterion detaches the noised copy (``emb.detach() + z``): the
             embedding matrix then gets no gradient through it. Its seq2seq criterion does not.
         rows: noise only these batch rows (the noised half of a doubled batch); default all rows.
+        generator: the random generator the noise is drawn from; default the global RNG.
 
-    The hook is removed on exit, also when the forward raises.
+    The hook is removed on exit, also when the forward raises. ``noise_type="none"`` (the released fairseq
+    RoBERTa path) installs no hook: passes inside the block are plain clean passes, embeddings not detached.
     """
+    if noise_type == "none":
+        yield
+        return
     encoder = _encoder_of(model)
     embeddings = _token_embeddings(encoder if encoder is not None else model)
     if embeddings is None and encoder is not None:
@@ -87,7 +101,7 @@ def noised_input_embeddings(
         if not in_encoder[0]:
             return None
         target = output if rows is None else output[rows]
-        noised = (target.detach() if detach else target) + sample_noise(target, eps, noise_type) * scale
+        noised = (target.detach() if detach else target) + sample_noise(target, eps, noise_type, generator) * scale
         if rows is None:
             return noised
         out = output.clone()

@@ -8,17 +8,19 @@ why in the commit: the whole point of the pins is that CI fails when they move b
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .atomic import OutputError, atomic_write_text, describe_os_error
 from .checker import check
-from .registry import RegistryError, RegistryRow, load_registry
+from .registry import RegistryRow, load_registry
 from .results import ResultRecord
 
-__all__ = ["PinError", "pin_smoke_expectations"]
+__all__ = ["PinError", "check_pinnable", "pin_smoke_expectations", "with_experiment_siblings"]
 
 _ROW_START = re.compile(r"^\s*- id:\s*(\S+)\s*$", re.MULTILINE)
 _EXPECTED = re.compile(r"expected:\s*\{")
@@ -65,6 +67,7 @@ def pin_smoke_expectations(
 
     Rows without smoke runs are left alone; a row whose runs lack one of its metrics is an error.
     """
+    check_pinnable(records, rows)
     result = check(rows, records, "smoke")
     by_row: dict[str, dict[str, tuple[float | None, float]]] = {}
     for v in result.verdicts:
@@ -81,12 +84,53 @@ def pin_smoke_expectations(
     for row_id, values in by_row.items():
         mapping = ", ".join(f"{metric}: {_format(new, decimals)}" for metric, (_, new) in values.items())
         text = _replace_expected(text, row_id, mapping)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".yaml", delete=False) as tmp:
-        tmp.write(text)
-    try:
-        load_registry(tmp.name, check_notebooks=False)
-    except RegistryError:
-        os.unlink(tmp.name)
-        raise
-    os.replace(tmp.name, path)
+    _replace_validated(path, text)
     return by_row
+
+
+def _replace_validated(path: Path, text: str) -> None:
+    """Validate ``text`` as a registry, then replace ``path`` with it atomically; no temporary file is left
+    behind, whatever fails (invalid text, disk full, read-only folder)."""
+    tmp = path.with_name(f".{path.name}.pin-{os.getpid()}.tmp")
+    try:
+        atomic_write_text(tmp, text)
+        load_registry(tmp, check_notebooks=False)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            raise OutputError(describe_os_error(path, err)) from err
+    except OutputError as err:
+        raise PinError(f"{err}; the registry is unchanged") from err
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def check_pinnable(records: Sequence[ResultRecord], rows: Sequence[RegistryRow]) -> None:
+    """Refuse runs made with other parameters than the rows' smoke parameters: a batch started with ``--set``
+    (its ``batch.json`` records the overrides), or a results.json whose parameters differ from the row's."""
+    experiments = {r.experiment: r for r in rows} | {r.id: r for r in rows}
+    for rec in records:
+        row = experiments.get(rec.row) or experiments.get(rec.experiment)
+        if rec.profile != "smoke" or row is None:
+            continue
+        manifest = rec.path.parent.parent.parent / "batch.json"
+        if manifest.is_file():
+            try:
+                overrides = json.loads(manifest.read_text(encoding="utf-8")).get("overrides") or {}
+            except (OSError, ValueError):
+                overrides = {}
+            if overrides:
+                shown = " ".join(f"--set {k}={v}" for k, v in overrides.items())
+                raise PinError(f"{rec.path}: the batch ran with {shown}; pins must come from the registry's own "
+                               "smoke parameters: rerun `reproduce` without --set, then pin that batch")
+        for key, value in row.parameters_for("smoke").items():
+            if value is not None and key in rec.parameters and rec.parameters[key] != value:
+                raise PinError(f"{rec.path}: run with {key}={rec.parameters[key]!r}, the registry's smoke parameters "
+                               f"say {key}={value!r}; pin only runs made with the registry's parameters")
+
+
+def with_experiment_siblings(selected: Sequence[RegistryRow], rows: Sequence[RegistryRow]) -> list[RegistryRow]:
+    """``selected`` plus every row fed by the same experiment (one run gives both; pin them together)."""
+    experiments = {r.experiment for r in selected}
+    return [r for r in rows if r in selected or (r.experiment in experiments and r.role == "target")]

@@ -30,9 +30,10 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
-NOISE_TYPES = ("uniform", "normal")
+NOISE_TYPES = ("uniform", "normal", "none")
 SEQ2SEQ_KL_REDUCTIONS = ("per_sequence", "per_token")
 PASS_MODES = ("separate", "concat")
+SEQ2SEQ_KL_BATCHES = ("step", "micro_batch")
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,17 @@ class R3FConfig:
         eps: noise scale: the half-width of U(-eps, eps), or the standard deviation of N(0, eps). fairseq: 1e-5.
         r3f_lambda: weight λ of the symmetric-KL term. fairseq: 1.0 (the RTE example uses 0.7).
         noise_type: ``"uniform"`` (fairseq's default for classification) or ``"normal"`` (its default for
-            summarization).
+            summarization): the paper's method. ``"none"``: what the released fairseq code executes for
+            RoBERTa/XLM-R (its encoder drops the ``token_embeddings`` argument, so the "noised" pass is a second
+            clean pass with fresh dropout masks and the symmetric KL is a dropout-consistency term); ``eps`` is
+            then unused.
         seq2seq_kl: ``"per_sequence"`` (official: KL summed over all decoder positions incl. padding, / B) or
             ``"per_token"`` (deviation: padding masked, divided by the number of target tokens).
+        seq2seq_kl_batch: with ``seq2seq_kl="per_sequence"``, what the KL is averaged over when one optimiser
+            step spans several micro-batches (gradient accumulation) or ranks (DDP): ``"step"`` (default) all
+            sequences of the step, the objective of one device with the whole batch; ``"micro_batch"`` each
+            micro-batch's own sequences, weighted by its share of the step's target tokens, as fairseq does
+            under ``--update-freq`` and multi-GPU training. Identical for one device without accumulation.
         pass_mode: ``"separate"`` runs the clean and the noised copy as two forward calls, ``"concat"`` as one
             doubled batch. Both give the same objective (independent dropout masks, same detach rules, same
             KL). On 2 CPU cores ``separate`` measured 2-4% faster (``benchmarks/step_time.py``), so it is the
@@ -57,6 +66,7 @@ class R3FConfig:
     noise_type: str = "uniform"
     seq2seq_kl: str = "per_sequence"
     pass_mode: str = "separate"
+    seq2seq_kl_batch: str = "step"
 
     def __post_init__(self) -> None:
         for name in ("eps", "r3f_lambda"):
@@ -71,7 +81,7 @@ class R3FConfig:
         if self.r3f_lambda < 0:
             raise ValueError(f"R3FConfig.r3f_lambda must be >= 0, got {self.r3f_lambda!r} (the paper searched 0.1-5.0)")
         for name, allowed in (("noise_type", NOISE_TYPES), ("seq2seq_kl", SEQ2SEQ_KL_REDUCTIONS),
-                              ("pass_mode", PASS_MODES)):
+                              ("pass_mode", PASS_MODES), ("seq2seq_kl_batch", SEQ2SEQ_KL_BATCHES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"R3FConfig.{name} must be one of {', '.join(map(repr, allowed))}; "
                                  f"got {getattr(self, name)!r}")
@@ -166,6 +176,7 @@ def r3f_seq2seq_loss(
     kl_reduction: Literal["per_sequence", "per_token"] = "per_sequence",
     ignore_index: int = -100,
     num_items: int | torch.Tensor | None = None,
+    num_sequences: int | torch.Tensor | None = None,
 ) -> R3FLoss:
     """fairseq ``label_smoothed_cross_entropy_r3f``: per-token label-smoothed CE + λ · per-sequence KL.
 
@@ -173,6 +184,10 @@ def r3f_seq2seq_loss(
     divides by the batch size; ``"per_token"`` masks padding and divides by the number of target tokens.
     ``num_items`` is the number of target tokens the loss is normalised by (all micro-batches of one
     optimiser step under gradient accumulation); default: this batch's target tokens.
+    ``num_sequences`` (per_sequence only) is the number of sequences of that whole step (all micro-batches,
+    all ranks): the KL is then averaged over the step's sequences, so that the summed losses of the
+    micro-batches / ranks equal the loss of one device with the whole batch. Without it the KL is weighted
+    by this batch's tokens per sequence, as fairseq does per micro-batch under ``--update-freq`` or DDP.
     """
     if kl_reduction not in SEQ2SEQ_KL_REDUCTIONS:
         raise ValueError(f"kl_reduction must be one of {SEQ2SEQ_KL_REDUCTIONS}, got {kl_reduction!r}")
@@ -181,7 +196,10 @@ def r3f_seq2seq_loss(
     task_sum = label_smoothed_nll_sum(clean_logits, labels, label_smoothing, ignore_index)
     if kl_reduction == "per_sequence":
         symm_kl = symmetric_kl(noised_logits, clean_logits)
-        kl_sum = symm_kl * ntokens  # fairseq: loss + λ · symm_kl · sample_size, sample_size = ntokens
+        if num_sequences is None:
+            kl_sum = symm_kl * ntokens  # fairseq: loss + λ · symm_kl · sample_size, sample_size = ntokens
+        else:  # Σ KL of this batch / sequences of the step, scaled to the loss's common denominator
+            kl_sum = symm_kl * labels.size(0) * (denominator / num_sequences)
     else:
         kl_sum = symmetric_kl(noised_logits, clean_logits, padding_mask=labels.eq(ignore_index)) * labels.size(0)
         symm_kl = kl_sum / ntokens.clamp(min=1)

@@ -4,6 +4,15 @@ fairseq's ``--spectral-norm-classification-head`` wraps only the head's last Lin
 ``torch.nn.utils.spectral_norm``; the paper's text says "all the weight matrices of g". Both are offered:
 ``scope="out_proj"`` (official, default) and ``scope="all"``.
 
+How σ is estimated (``spectral_norm=``):
+
+* ``"hook"`` (official, default): ``torch.nn.utils.spectral_norm`` as fairseq calls it: random ``u``/``v``, no
+  warm-up, one power iteration in every training-mode forward. R3F's ``pass_mode="separate"`` runs two forwards
+  per step (two iterations, the clean and the noised pass each normalised by its own estimate), as fairseq does;
+  ``pass_mode="concat"`` runs one forward, so one iteration per step.
+* ``"parametrization"``: ``torch.nn.utils.parametrizations.spectral_norm``: 15 power iterations at
+  registration (warm-up), then one per training forward (same pass-mode dependence).
+
 A spectrally normalised head survives ``save_pretrained`` as its parametrization tensors, but a plain
 ``from_pretrained`` silently re-initialises it. :func:`save_r4f_model` records the R4F scope in the config
 and :func:`load_r4f_model` rebuilds the parametrization before loading the weights.
@@ -17,12 +26,16 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import spectral_norm
+from torch.nn.utils import spectral_norm as hook_spectral_norm
+from torch.nn.utils.parametrizations import spectral_norm as parametrization_spectral_norm
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 R4F_SCOPES = ("out_proj", "all")
+SPECTRAL_NORMS = ("hook", "parametrization")  # official (torch.nn.utils.spectral_norm) first
 # attribute names of the sequence-classification head in BERT/RoBERTa/XLM-R (`classifier`) and BART
 _HEAD_ATTRIBUTES = ("classifier", "classification_head")
 _CONFIG_KEY = "r4f_scope"
+_IMPL_KEY = "r4f_spectral_norm"
 
 
 def classification_head(model: nn.Module) -> nn.Module:
@@ -43,14 +56,34 @@ def _head_linears(head: nn.Module) -> list[tuple[str, nn.Linear]]:
     return [(name, module) for name, module in head.named_modules() if isinstance(module, nn.Linear)]
 
 
-def apply_r4f(model: nn.Module, scope: str = "out_proj", n_power_iterations: int = 1) -> list[str]:
+def _hook_of(linear: nn.Module) -> SpectralNorm | None:
+    return next((h for h in linear._forward_pre_hooks.values() if isinstance(h, SpectralNorm)), None)
+
+
+def is_spectral_normed(linear: nn.Module) -> bool:
+    """True when ``linear.weight`` is spectrally normalised (either implementation)."""
+    return parametrize.is_parametrized(linear, "weight") or _hook_of(linear) is not None
+
+
+def spectral_normed_modules(model: nn.Module) -> list[str]:
+    """Names of the modules of ``model`` whose weight is spectrally normalised."""
+    return [name for name, module in model.named_modules() if is_spectral_normed(module)]
+
+
+def apply_r4f(
+    model: nn.Module, scope: str = "out_proj", n_power_iterations: int = 1, spectral_norm: str = "hook"
+) -> list[str]:
     """Put spectral norm on the classification head of ``model`` in place; returns the wrapped module names.
 
     ``scope="out_proj"``: the head's last Linear (official). ``scope="all"``: every Linear of the head.
-    Applying it twice is an error (the head is already normalised).
+    ``spectral_norm="hook"``: ``torch.nn.utils.spectral_norm`` (official: no warm-up, one power iteration per
+    training forward); ``"parametrization"``: ``torch.nn.utils.parametrizations.spectral_norm`` (15 warm-up
+    iterations at registration). Applying it twice is an error (the head is already normalised).
     """
     if scope not in R4F_SCOPES:
         raise ValueError(f"apply_r4f scope must be one of {R4F_SCOPES}, got {scope!r}")
+    if spectral_norm not in SPECTRAL_NORMS:
+        raise ValueError(f"apply_r4f spectral_norm must be one of {SPECTRAL_NORMS}, got {spectral_norm!r}")
     head = classification_head(model)
     linears = _head_linears(head)
     if not linears:
@@ -58,11 +91,14 @@ def apply_r4f(model: nn.Module, scope: str = "out_proj", n_power_iterations: int
                          "has no Linear layer")
     chosen = linears if scope == "all" else linears[-1:]
     for name, linear in chosen:
-        if parametrize.is_parametrized(linear, "weight"):
-            raise ValueError(f"head module {name or type(head).__name__!r} is already parametrized; apply_r4f once")
-        spectral_norm(linear, n_power_iterations=n_power_iterations)
+        if is_spectral_normed(linear):
+            raise ValueError(f"head module {name or type(head).__name__!r} is already spectrally normalised; "
+                             "apply_r4f once")
+        wrap = hook_spectral_norm if spectral_norm == "hook" else parametrization_spectral_norm
+        wrap(linear, n_power_iterations=n_power_iterations)
     if hasattr(model, "config"):
         setattr(model.config, _CONFIG_KEY, scope)
+        setattr(model.config, _IMPL_KEY, spectral_norm)
     head_name = next(n for n in _HEAD_ATTRIBUTES if getattr(model, n, None) is head)
     return [f"{head_name}.{name}" if name else head_name for name, _ in chosen]
 
@@ -72,11 +108,18 @@ def r4f_scope(model: nn.Module) -> str | None:
     return getattr(getattr(model, "config", None), _CONFIG_KEY, None)
 
 
+def _effective_weight(linear: nn.Linear) -> torch.Tensor:
+    """The weight an eval-mode forward uses (for the hook: ``weight_orig`` over the current σ estimate)."""
+    hook = _hook_of(linear)
+    return linear.weight if hook is None else hook.compute_weight(linear, do_power_iteration=False)
+
+
 def head_spectral_norms(model: nn.Module) -> dict[str, float]:
     """Largest singular value of each (effective) Linear weight of the classification head."""
     head = classification_head(model)
     with torch.no_grad():
-        return {name: float(torch.linalg.matrix_norm(lin.weight.float(), ord=2)) for name, lin in _head_linears(head)}
+        return {name: float(torch.linalg.matrix_norm(_effective_weight(lin).float(), ord=2))
+                for name, lin in _head_linears(head)}
 
 
 def save_r4f_model(model: nn.Module, directory: str | Path, **save_kwargs: object) -> Path:
@@ -105,7 +148,8 @@ def load_r4f_model(directory: str | Path, model_class: type | None = None, **kwa
                          "load it with from_pretrained")
     model_class = model_class or AutoModelForSequenceClassification
     model = model_class.from_config(config, **kwargs)
-    apply_r4f(model, scope=scope)
+    # models saved before the implementation was recorded used the parametrization
+    apply_r4f(model, scope=scope, spectral_norm=getattr(config, _IMPL_KEY, None) or "parametrization")
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
     if not files:
         raise FileNotFoundError(f"no weights (*.safetensors or pytorch_model*.bin) in {directory}")

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .package_data import registry_path
+
 __all__ = [
     "AGGREGATIONS",
     "CLAIM_REDUCTIONS",
@@ -49,7 +51,7 @@ __all__ = [
     "string_number_problems",
 ]
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "results_registry.yaml"
+DEFAULT_REGISTRY = registry_path()  # the checkout's own file, else the copy shipped in the wheel
 
 GLUE_TASK_NAMES = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola", "sst2", "stsb")
 PROBE_MAX_CYCLES = 5  # Figure 5's cyclic chain: metric names exist for cycles 1..5
@@ -97,6 +99,7 @@ AGGREGATIONS: dict[str, tuple[str, int]] = {
     "max_of_10": ("max", 10),
     "median_of_10": ("median", 10),
     "mean_of_5": ("mean", 5),
+    "median_of_5": ("median", 5),  # RoBERTa's published GLUE dev numbers
     "single": ("mean", 1),
 }
 
@@ -127,7 +130,7 @@ _REQUIRED = (
 _OPTIONAL = ("experiment", "notebook", "parameters", "smoke", "cpu", "notes", "printed")
 _TOP_LEVEL = ("schema_version", "templates", "rows", "claims")
 _SMOKE_KEYS = ("parameters", "expected", "tolerance", "seeds")
-_DATASET_KEYS = ("hub_id", "config", "split")
+_DATASET_KEYS = ("hub_id", "config", "split", "revision")
 _CLAIM_REQUIRED = ("id", "statement", "source", "metric", "aggregation", "left", "relation", "right")
 _CLAIM_OPTIONAL = ("figure", "table", "left_reduce", "right_reduce", "margin", "smoke", "cpu", "notes")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -147,8 +150,9 @@ class DatasetRef:
     """Where a row's evaluation data comes from on the Hugging Face Hub."""
 
     hub_id: str
-    config: str | None
+    config: str | tuple[str, ...] | None  # a tuple: one config per language (XNLI)
     split: str | tuple[str, ...]
+    revision: str | None = None  # a Hub branch/commit, e.g. refs/convert/parquet (the Parquet conversion)
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,7 @@ class RegistryRow:
     id: str
     table: str
     task: str
-    dataset: DatasetRef
+    dataset: DatasetRef | None  # None: the run reads no dataset (Table 1: random token batches)
     model: str
     method: str
     metrics: dict[str, float | None]  # None: the paper prints no number (a figure); the run is still measured
@@ -375,10 +379,13 @@ class _RowParser:
                 self.error(fld, f"no tolerance for metric {name!r}")
         return out
 
-    def dataset(self) -> DatasetRef:
+    def dataset(self) -> DatasetRef | None:
         value = self.raw.get("dataset")
+        if value is None:  # the run reads no dataset (Table 1 counts passes on random token batches)
+            return None
         if not isinstance(value, Mapping):
-            self.error("dataset", f"expected a mapping with {', '.join(_DATASET_KEYS)}, got {value!r}")
+            self.error("dataset", f"expected a mapping with {', '.join(_DATASET_KEYS)}, or null for a run that "
+                                  f"reads no dataset, got {value!r}")
             return DatasetRef("", None, "")
         for key in value:
             if key not in _DATASET_KEYS:
@@ -386,13 +393,18 @@ class _RowParser:
         hub_id, config, split = value.get("hub_id"), value.get("config"), value.get("split")
         if not isinstance(hub_id, str) or not hub_id:
             self.error("dataset.hub_id", f"expected a Hub dataset id, got {hub_id!r}")
-        if config is not None and not isinstance(config, str):
-            self.error("dataset.config", f"expected a string or null, got {config!r}")
+        if isinstance(config, list) and config and all(isinstance(c, str) for c in config):
+            config = tuple(config)  # one config per language (XNLI)
+        elif config is not None and not isinstance(config, str):
+            self.error("dataset.config", f"expected a config name, a list of them, or null, got {config!r}")
+        revision = value.get("revision")
+        if revision is not None and (not isinstance(revision, str) or not revision):
+            self.error("dataset.revision", f"expected a Hub revision (refs/convert/parquet) or null, got {revision!r}")
         if isinstance(split, list) and split and all(isinstance(s, str) for s in split):
             split = tuple(split)
         elif not isinstance(split, str) or not split:
             self.error("dataset.split", f"expected a split name or a list of them, got {split!r}")
-        return DatasetRef(str(hub_id), config, split)
+        return DatasetRef(str(hub_id), config, split, revision)
 
     def parameters(self, fld: str, value: Any) -> dict[str, Any]:
         if value is None:
@@ -572,17 +584,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML's silent last-wins)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)  # resolves `<<: *anchor` merges first: overriding a merged key is fine
+        # only the keys written in this mapping count: a key merged in by `<<: *anchor` may be overridden
         seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark,
                     f"found duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would silently keep "
                     "the last one: remove or rename one of them", key_node.start_mark)
-            if isinstance(key, (str, int, float, bool)):
-                seen[key] = key_node.start_mark
+            seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
 
 

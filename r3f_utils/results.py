@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import platform
+import re
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypedDict
 
+from .atomic import OutputError, atomic_write_text
 from .registry import PROFILES, check_metric_name
 
 __all__ = [
@@ -197,22 +197,12 @@ def write_results(
         text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ResultsError(f"{target}: parameters/extra are not JSON-serialisable: {err}") from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".results-", suffix=".json.tmp", dir=out_dir)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp_name, target)  # atomic and fails if target appeared meanwhile: never overwrites
-        except FileExistsError:
-            raise ResultsError(f"{target}: already exists; a run folder is written once") from None
-        except OSError:  # file systems without hard links
-            os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        atomic_write_text(target, text + "\n", exclusive=True)  # never overwrites, never leaves half a file
+    except FileExistsError:
+        raise ResultsError(f"{target}: already exists; a run folder is written once") from None
+    except OutputError as err:
+        raise ResultsError(f"{err}; no results.json was written") from err
     return target
 
 
@@ -265,4 +255,40 @@ def read_results(root: str | Path) -> list[ResultRecord]:
         raise ResultsError(f"{base}: results folder does not exist")
     if base.is_file():
         return [_parse(base)]
-    return [_parse(path) for path in sorted(base.rglob(RESULTS_FILENAME))]
+    records = [_parse(path) for path in sorted(base.rglob(RESULTS_FILENAME))]
+    for rec in records:
+        _check_run_folder(rec)
+    _check_unfinished_runs(base)
+    return records
+
+
+_RUN_FOLDER = re.compile(r"^seed-(\d+)$")
+
+
+def _check_run_folder(rec: ResultRecord) -> None:
+    """In a runner batch (``<batch>/batch.json``, runs in ``<experiment>/seed-<k>/``) a results.json must belong
+    to its run folder."""
+    match = _RUN_FOLDER.match(rec.path.parent.name)
+    if match is None or not (rec.path.parents[2] / "batch.json").is_file():
+        return
+    folder = rec.path.parent.parent.name
+    if folder not in (rec.experiment, rec.row) or int(match.group(1)) != rec.seed:
+        raise ResultsError(
+            f"{rec.path}: holds row {rec.row!r} seed {rec.seed}, but lies in the run folder of {folder!r} "
+            f"seed {match.group(1)} (copied from another run?): move it to {rec.experiment}/seed-{rec.seed}/ "
+            "or delete it"
+        )
+
+
+def _check_unfinished_runs(base: Path) -> None:
+    """In a runner batch, an executed notebook without results.json and without the runner's error.txt is an
+    interrupted run."""
+    for notebook in sorted(base.rglob("notebook.ipynb")):
+        run = notebook.parent
+        in_batch = _RUN_FOLDER.match(run.name) and (run.parent.parent / "batch.json").is_file()
+        if in_batch and not (run / RESULTS_FILENAME).exists() and not (run / "error.txt").exists():
+            raise ResultsError(
+                f"{run}: an executed notebook without {RESULTS_FILENAME} (the run was interrupted or the notebook "
+                f"never called write_results): finish it with `reproduce --resume {run.parent.parent}`, or "
+                "delete the folder"
+            )

@@ -27,7 +27,21 @@ import yaml
 from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, is_number_like, string_number_problems
 from .results import RESULTS_FILENAME
 
-__all__ = ["Job", "JobOutcome", "RunnerError", "parse_override", "plan_jobs", "run_jobs", "validate_jobs"]
+__all__ = [
+    "BATCH_MANIFEST",
+    "BatchManifest",
+    "Job",
+    "JobOutcome",
+    "RunnerError",
+    "check_overrides",
+    "check_resumable",
+    "parse_override",
+    "plan_jobs",
+    "read_batch_manifest",
+    "run_jobs",
+    "validate_jobs",
+    "write_batch_manifest",
+]
 
 # the smoke profile runs offline and on CPU unless the caller's environment says otherwise
 _SMOKE_ENV = {
@@ -193,6 +207,9 @@ def _describe_failure(err: BaseException) -> str:
 
 
 CHECKPOINTS = "checkpoints"  # the notebooks' checkpoint folder inside a run folder
+# the kernel's own log (not the cells' output) shows errors only: no "Kernel is running over TCP without
+# encryption" warning per run on a local batch
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path | None = None) -> JobOutcome:
@@ -218,6 +235,7 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
             cwd=str(job.notebook.parent),
             log_output=True,
             progress_bar=False,
+            extra_arguments=KERNEL_ARGUMENTS,
         )
         status, error = "ok", ""
         if not (run_dir / RESULTS_FILENAME).is_file():
@@ -276,3 +294,104 @@ def run_jobs(
                 bar.write(f"FAILED {job.folder}: {outcome.error}")
             outcomes.append(outcome)
     return outcomes
+
+
+# ---- what a batch was started with, and what --resume may continue -------------------------------------------
+
+BATCH_MANIFEST = "batch.json"  # <batch>/batch.json: profile, experiments, seeds and --set overrides of the batch
+# parameters the runner sets itself, and the option that controls each
+_RUNNER_SET = {"seed": "--seeds N", "row": "--rows", "output_dir": "--out", "profile": "--profile"}
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """Refuse ``--set`` of a parameter the runner injects (it would be silently replaced)."""
+    for key in overrides:
+        if key in _RUNNER_SET:
+            raise RunnerError(
+                f"--set {key}=...: the runner sets {key!r} for every run (it would silently replace yours); "
+                f"use {_RUNNER_SET[key]} instead"
+            )
+
+
+@dataclass(frozen=True)
+class BatchManifest:
+    """The settings a batch was started with (``<batch>/batch.json``)."""
+
+    profile: str
+    experiments: tuple[str, ...]
+    seeds: int | None
+    overrides: dict[str, Any]
+
+
+def write_batch_manifest(batch_dir: Path, jobs: Sequence[Job], *, seeds: int | None,
+                         overrides: Mapping[str, Any]) -> Path:
+    """Record the batch's profile, experiments, ``--seeds`` and ``--set`` overrides (atomically)."""
+    import json
+
+    from .atomic import atomic_write_text
+
+    payload = {
+        "schema_version": 1,
+        "profile": jobs[0].profile if jobs else "smoke",
+        "experiments": list(dict.fromkeys(j.experiment for j in jobs)),
+        "seeds": seeds,
+        "overrides": dict(overrides),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return atomic_write_text(batch_dir / BATCH_MANIFEST, json.dumps(payload, indent=2) + "\n")
+
+
+def read_batch_manifest(batch_dir: Path) -> BatchManifest | None:
+    """The batch's manifest; None for a batch started before manifests existed. RunnerError if unreadable."""
+    import json
+
+    path = batch_dir / BATCH_MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return BatchManifest(str(data["profile"]), tuple(data["experiments"]), data.get("seeds"),
+                             dict(data.get("overrides") or {}))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunnerError(f"{path}: unreadable batch manifest ({err}); start a new batch instead of --resume") from None
+
+
+def batch_experiments(batch_dir: Path) -> tuple[str, ...]:
+    """Experiments of a batch: its manifest's, else the folders holding ``seed-<k>`` run folders."""
+    manifest = read_batch_manifest(batch_dir)
+    if manifest is not None:
+        return manifest.experiments
+    return tuple(sorted(p.name for p in batch_dir.iterdir() if p.is_dir() and any(p.glob("seed-*"))))
+
+
+def check_resumable(jobs: Sequence[Job], batch_dir: Path, overrides: Mapping[str, Any]) -> None:
+    """Refuse a ``--resume`` whose plan differs from what the batch ran: another profile, other ``--set``
+    overrides than recorded, or a finished seed whose ``results.json`` holds other parameter values."""
+    import json
+
+    manifest = read_batch_manifest(batch_dir)
+    problems: list[str] = []
+    if manifest is not None:
+        if jobs and jobs[0].profile != manifest.profile:
+            problems.append(f"the batch ran profile {manifest.profile!r}, this plan {jobs[0].profile!r}")
+        if dict(overrides) != manifest.overrides:
+            def shown(o: Mapping[str, Any]) -> str:
+                return " ".join(f"--set {k}={v}" for k, v in o.items()) or "no --set"
+
+            problems.append(f"the batch ran with {shown(manifest.overrides)}, this plan has {shown(overrides)}")
+    for job in jobs:
+        results = batch_dir / job.folder / RESULTS_FILENAME
+        if not results.is_file():
+            continue
+        try:
+            recorded = json.loads(results.read_text(encoding="utf-8")).get("parameters", {})
+        except (OSError, ValueError):
+            continue  # the checker reports unreadable files
+        for key, value in job.parameters.items():
+            if value is not None and key in recorded and recorded[key] != value:
+                problems.append(f"{job.folder} was run with {key}={recorded[key]!r}, this plan has {key}={value!r}")
+    if problems:
+        raise RunnerError(
+            f"--resume {batch_dir}: the plan does not match the batch: " + "; ".join(problems)
+            + ". Resume with the batch's own settings (omit --set/--profile to reuse them) or start a new batch"
+        )

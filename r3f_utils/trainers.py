@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import Seq2SeqTrainer, Trainer
 
+from r3f_utils.guards import check_finite_loss
 from r3f_utils.noise import noised_input_embeddings
 from r3f_utils.r3f import R3FConfig, R3FLoss, r3f_classification_loss, r3f_seq2seq_loss
 
@@ -35,13 +36,55 @@ class R3FLossMixin:
         self.r3f = r3f
         self._symm_kl_sum = 0.0
         self._symm_kl_count = 0
+        self._step_sequences: torch.Tensor | None = None  # sequences of the current optimiser step, all ranks
+        self._noise_generator: tuple[int, torch.Generator] | None = None  # (global step, this rank's generator)
         if r3f is None:
+            if self._r3f_objective == "classification":
+                # Standard path. RoBERTa-style heads return the batch's *mean* CE/MSE and ignore num_items_in_batch,
+                # but their forward takes **kwargs, so the Trainer would treat that mean as a sum / the step's
+                # items: x world size under DDP, not divided under accumulation. Declared as a per-batch mean, the
+                # Trainer divides by the accumulation steps and DDP averages the ranks: the whole batch's mean.
+                self.model_accepts_loss_kwargs = False
             return
         if getattr(self.args, "neftune_noise_alpha", None) is not None:
             raise ValueError("R3F and NEFTune both add noise to the input embeddings, and NEFTune's would hit both "
                              "R3F passes: set TrainingArguments(neftune_noise_alpha=None) or r3f=None")
         if getattr(self, "compute_loss_func", None) is not None:
             raise ValueError("R3F computes its own loss: do not pass compute_loss_func together with r3f")
+
+    def get_batch_samples(self, *args: Any, **kwargs: Any) -> tuple[list, Any]:
+        """The parent's micro-batches of one optimiser step; for seq2seq R3F also count their sequences.
+
+        DDP / gradient accumulation: ``num_items_in_batch`` counts the step's target tokens over all ranks, but
+        the per-sequence KL needs the step's number of sequences too, or each rank would weight its KL by its
+        own tokens per sequence and the summed gradient would differ from one device with the whole batch.
+        """
+        batch_samples, num_items = super().get_batch_samples(*args, **kwargs)  # type: ignore[misc]
+        if self.r3f is not None and self._r3f_objective == "seq2seq" and self.r3f.seq2seq_kl_batch == "step":
+            count = sum(b["labels"].size(0) for b in batch_samples if "labels" in b)
+            sequences = torch.tensor(count, device=self.args.device)  # type: ignore[attr-defined]
+            if self.args.average_tokens_across_devices and self.args.world_size > 1:  # type: ignore[attr-defined]
+                sequences = self.accelerator.gather(sequences).sum()  # type: ignore[attr-defined]
+            self._step_sequences = sequences
+        return batch_samples, num_items
+
+    def _rank_noise_generator(self, device: torch.device) -> torch.Generator | None:
+        """Under DDP, this rank's own noise generator, re-seeded from (seed, rank, step) every optimiser step.
+
+        The Trainer seeds every rank alike, so the global RNG would hand each rank the same noise; fairseq's
+        rule (seed + update number) makes a resumed run draw what an uninterrupted one would. One process keeps
+        the global RNG, so single-device values are unchanged.
+        """
+        if self.args.world_size <= 1:  # type: ignore[attr-defined]
+            return None
+        step = self.state.global_step  # type: ignore[attr-defined]
+        if self._noise_generator is None or self._noise_generator[0] != step:
+            import numpy as np
+
+            entropy = [self.args.seed, self.args.process_index, step]  # type: ignore[attr-defined]
+            seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
+            self._noise_generator = (step, torch.Generator(device=device).manual_seed(seed))
+        return self._noise_generator[1]
 
     def compute_loss(
         self,
@@ -52,9 +95,14 @@ class R3FLossMixin:
         **kwargs: Any,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         if self.r3f is None or not model.training or "labels" not in inputs:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,  # type: ignore[misc]
-                                        num_items_in_batch=num_items_in_batch, **kwargs)
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,  # type: ignore[misc]
+                                       num_items_in_batch=num_items_in_batch, **kwargs)
+            if model.training:
+                check_finite_loss(self.state.global_step + 1, out[0] if return_outputs else out)  # type: ignore[attr-defined]
+            return out
         result, outputs = self._r3f_loss(model, inputs, num_items_in_batch)
+        check_finite_loss(self.state.global_step + 1, result.loss,  # type: ignore[attr-defined]
+                          task_loss=result.task_loss, symm_kl=result.symm_kl)
         self._symm_kl_sum += float(result.symm_kl)
         self._symm_kl_count += 1
         return (result.loss, outputs) if return_outputs else result.loss
@@ -68,7 +116,8 @@ class R3FLossMixin:
         if seq2seq and "decoder_input_ids" not in inputs:
             inputs["decoder_input_ids"] = unwrapped.prepare_decoder_input_ids_from_labels(labels=labels)
         # fairseq detaches the noised embeddings for classification, not for seq2seq
-        noise = {"eps": r3f.eps, "noise_type": r3f.noise_type, "detach": not seq2seq}
+        noise = {"eps": r3f.eps, "noise_type": r3f.noise_type, "detach": not seq2seq,
+                 "generator": self._rank_noise_generator(labels.device)}  # independent noise per DDP rank
         batch = labels.size(0)
         if r3f.pass_mode == "concat":
             with noised_input_embeddings(unwrapped, rows=slice(batch, None), **noise):
@@ -76,17 +125,24 @@ class R3FLossMixin:
             clean_logits, noised_logits = outputs.logits[:batch], outputs.logits[batch:]
         else:
             outputs = model(**inputs)
+            # DDP allows one wrapped forward per backward: a second one re-prepares its reducer from the noised
+            # graph, where the detached embedding looks unused, and backward then marks it ready twice. The clean
+            # call prepared the reducer for every parameter, so the noised pass runs the wrapped module directly.
+            inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
             with noised_input_embeddings(unwrapped, **noise):
-                noised_logits = model(**inputs).logits
+                noised_logits = inner(**inputs).logits
             clean_logits = outputs.logits
         # normalise by num_items_in_batch exactly when the Trainer will not divide by the accumulation steps
         scaled = bool(getattr(self, "model_accepts_loss_kwargs", False)) and num_items_in_batch is not None
         num_items = num_items_in_batch if scaled else None
         if seq2seq:
+            # DDP / accumulation: average the per-sequence KL over the whole step's sequences (see get_batch_samples)
+            step_sequences = self._step_sequences if scaled and r3f.seq2seq_kl_batch == "step" else None
             result = r3f_seq2seq_loss(
                 clean_logits, noised_logits, labels, r3f_lambda=r3f.r3f_lambda,
                 label_smoothing=self.args.label_smoothing_factor,  # type: ignore[attr-defined]
                 kl_reduction=r3f.seq2seq_kl, num_items=num_items,  # type: ignore[arg-type]
+                num_sequences=step_sequences,
             )
         else:
             config = getattr(unwrapped, "config", None)

@@ -14,6 +14,11 @@ from pathlib import Path
 import datasets
 
 LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+# The Hub's automatic Parquet conversion of a dataset: a branch laid out as <config>/<split>/*.parquet
+PARQUET_CONVERSION = "refs/convert/parquet"
+# Hub repositories whose main branch is a loading script, which the pinned datasets (>= 4) refuses to run:
+# they load only from PARQUET_CONVERSION (checked by `python -m r3f_utils validate`)
+LOADING_SCRIPT_REPOS = frozenset({"Harvard/gigaword", "ctr4si/reddit_tifu"})
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -29,7 +34,8 @@ def _fixes(hub_id: str, config: str | None, split: str) -> str:
     name = f"{hub_id}" + (f" ({config})" if config else "")
     return (
         f"Either put the {split!r} split of {name} in a local folder as {split}.jsonl, {split}.json, "
-        f"{split}.csv or {split}.parquet with the Hub's field names and pass data_dir=<that folder>, or go online "
+        f"{split}.csv or {split}.parquet with the Hub's field names (or a copy of the Hub's Parquet conversion, "
+        f"<config>/{split}/*.parquet) and pass data_dir=<that folder>, or go online "
         f"(unset HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) so that it can be downloaded from the Hub."
     )
 
@@ -43,6 +49,24 @@ def local_split_file(data_dir: str | Path, split: str) -> Path | None:
     return None
 
 
+def conversion_files(base: str | Path, config: str | None, split: str) -> str:
+    """The glob of one split in the Hub's Parquet conversion layout: ``<base>/<config>/<split>/*.parquet``.
+
+    ``base`` is a local folder or ``hf://datasets/<id>@<revision>``; a dataset without configs is ``default``.
+    """
+    return f"{str(base).rstrip('/')}/{config or 'default'}/{split}/*.parquet"
+
+
+def hub_conversion_base(hub_id: str, revision: str = PARQUET_CONVERSION) -> str:
+    """``hf://`` address of a Hub revision (huggingface_hub reads ``refs/convert/...`` unquoted)."""
+    return f"hf://datasets/{hub_id}@{revision}"
+
+
+def _load_conversion(base: str | Path, config: str | None, split: str) -> datasets.Dataset:
+    """One split of a Parquet conversion, local or on the Hub: the same ``datasets`` call for both."""
+    return datasets.load_dataset("parquet", data_files={split: conversion_files(base, config, split)}, split=split)
+
+
 def load_split(
     hub_id: str,
     config: str | None,
@@ -53,13 +77,18 @@ def load_split(
 ) -> datasets.Dataset:
     """One split of ``hub_id``/``config``: from ``data_dir`` when given, else from the Hub.
 
-    ``revision`` picks a Hub branch or commit, e.g. ``"refs/convert/parquet"`` for a dataset that only
-    exists as a loading script, which ``datasets`` 4+ no longer runs.
+    ``revision`` picks a Hub branch or commit. :data:`PARQUET_CONVERSION` (``"refs/convert/parquet"``) is
+    the Hub's Parquet conversion, the only form of a loading-script dataset that ``datasets`` 4+ reads; it is
+    read as ``<config>/<split>/*.parquet`` (``config`` None: ``default``), from the Hub or, with the same
+    call, from a local copy of that branch in ``data_dir``.
 
     Raises:
         DatasetUnavailableError: ``data_dir`` lacks the split, or the Hub cannot be reached (offline).
     """
+    conversion = revision == PARQUET_CONVERSION
     if data_dir is not None:
+        if conversion and Path(data_dir, config or "default", split).is_dir():
+            return _load_conversion(data_dir, config, split)
         path = local_split_file(data_dir, split)
         if path is None:
             raise DatasetUnavailableError(
@@ -72,6 +101,8 @@ def load_split(
             f"{hub_id} is not available offline and no data_dir was given. " + _fixes(hub_id, config, split)
         )
     try:
+        if conversion:
+            return _load_conversion(hub_conversion_base(hub_id, revision), config, split)
         return datasets.load_dataset(hub_id, config, split=split, revision=revision)
     except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as err:
         raise DatasetUnavailableError(

@@ -1,8 +1,11 @@
 """Table 4 data: CNN/DailyMail 3.0.0, Gigaword and Reddit TIFU (long), from the Hub or from local files.
 
 Every loader goes through :func:`r3f_utils.data.sources.load_split`, so the Hub, a user's own copy
-(``<data_dir>/<split>.jsonl|json|csv`` with the Hub's field names) and the repository's fixture files take
-the same code path. The result always has two text columns, ``source`` and ``target``.
+(``<data_dir>/<split>.jsonl|json|csv|parquet`` with the Hub's field names, or a copy of the Hub's Parquet
+conversion ``<data_dir>/<config>/<split>/*.parquet``) and the repository's fixture files take the same code
+path. Gigaword and Reddit TIFU are loading scripts on the Hub's main branch, which ``datasets`` 4+ refuses:
+they are read from the Hub's Parquet conversion (``revision="refs/convert/parquet"``). The result always has
+two text columns, ``source`` and ``target``.
 
 Reddit TIFU has no official split (the Hub has only ``train``; the paper does not say how it was cut,
 fairseq issue #4083). This module cuts it 80/10/10 into train/validation/test by a stable hash of each
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import datasets
 
-from r3f_utils.data.sources import DatasetUnavailableError, load_split
+from r3f_utils.data.sources import PARQUET_CONVERSION, DatasetUnavailableError, load_split
 from r3f_utils.sentences import sentences_per_line
 
 __all__ = [
@@ -49,6 +52,7 @@ class SummarizationDataset:
     target_field: str
     hub_splits: tuple[str, ...]  # the splits the Hub (and a local copy) provides
     description: str
+    revision: str | None = None  # Hub revision; PARQUET_CONVERSION where the main branch is a loading script
 
 
 SUMMARIZATION_DATASETS: dict[str, SummarizationDataset] = {
@@ -64,11 +68,12 @@ SUMMARIZATION_DATASETS: dict[str, SummarizationDataset] = {
     "gigaword": SummarizationDataset(
         "gigaword",
         "Harvard/gigaword",
-        None,
+        "default",
         "document",
         "summary",
         SPLITS,
         "3.8M/189k/1,951 first sentences -> headlines; lower-cased, PTB-escaped, digits as #",
+        PARQUET_CONVERSION,
     ),
     "reddit_tifu": SummarizationDataset(
         "reddit_tifu",
@@ -78,6 +83,7 @@ SUMMARIZATION_DATASETS: dict[str, SummarizationDataset] = {
         "tldr",
         ("train",),
         "42,139 posts -> TL;DR (the 'long' config); one Hub split, cut 80/10/10 here",
+        PARQUET_CONVERSION,
     ),
 }
 
@@ -119,7 +125,7 @@ def _load_hub_or_local(
     spec: SummarizationDataset, split: str, data_dir: str | Path | None
 ) -> datasets.Dataset:
     try:
-        return load_split(spec.hub_id, spec.config, split, data_dir=data_dir)
+        return load_split(spec.hub_id, spec.config, split, data_dir=data_dir, revision=spec.revision)
     except RuntimeError as err:
         if isinstance(err, DatasetUnavailableError) or "scripts are no longer supported" not in str(err):
             raise
@@ -144,8 +150,9 @@ def load_summarization(
     Args:
         name: ``cnn_dailymail``, ``gigaword`` or ``reddit_tifu``.
         split: ``train``, ``validation`` or ``test`` (Reddit TIFU: cut from the single Hub split).
-        data_dir: folder with ``<split>.jsonl|json|csv`` (Reddit TIFU: ``train.*`` only) in the Hub's field
-            layout; None reads the Hub.
+        data_dir: folder with ``<split>.jsonl|json|csv|parquet`` (Reddit TIFU: ``train.*`` only) in the Hub's
+            field layout, or a copy of the Hub's Parquet conversion (``<config>/<split>/*.parquet``) for the
+            datasets read from it; None reads the Hub.
         max_samples: keep the first N examples (after the Reddit TIFU cut).
         split_seed: Reddit TIFU only: which 80/10/10 cut (:func:`reddit_tifu_split_of`).
 

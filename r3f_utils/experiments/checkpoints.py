@@ -7,13 +7,37 @@ the new attempt's run folder, where :func:`train_with_resume` picks the last one
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from transformers import Trainer
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+
+def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest checkpoint folder that was saved completely, or None.
+
+    The Trainer writes ``trainer_state.json`` last; a process killed while saving leaves a folder without it
+    (or with a truncated one), which ``transformers.trainer_utils.get_last_checkpoint`` would pick and the
+    resume would fail on. Such incomplete folders are skipped.
+    """
+    if not checkpoint_dir.is_dir():
+        return None
+    steps = []
+    for path in checkpoint_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        suffix = path.name[len(PREFIX_CHECKPOINT_DIR) + 1 :]
+        if path.is_dir() and suffix.isdigit():
+            steps.append((int(suffix), path))
+    for _, path in sorted(steps, reverse=True):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # killed while saving
+        return str(path)
+    return None
 
 
 def train_with_resume(
@@ -25,7 +49,7 @@ def train_with_resume(
     metrics plus ``global_step``, ``resumed_from`` and ``best_checkpoint`` (folder names), the best
     checkpoint's metric (under ``best_metric_key``), ``last_train_loss`` and ``seconds``.
     """
-    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+    last = last_complete_checkpoint(checkpoint_dir)
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=last)
     state = trainer.state

@@ -31,11 +31,11 @@ import datasets
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers import set_seed as hf_set_seed
 
-from r3f_utils import registry
 from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
+from r3f_utils.package_data import fixtures_dir
 
 __all__ = [
     "FIXTURES",
@@ -54,11 +54,10 @@ __all__ = [
 ]
 
 GLUE_METHODS = ("standard", "std++", "r3f", "r4f")
-PROFILES = registry.PROFILES  # smoke | cpu (MiniLM on CPU) | paper
-NOISE_TYPES = ("uniform", "normal")
+PROFILES = ("smoke", "cpu", "paper")  # cpu: real pretrained weights (minilm) on a CPU
+NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
 PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
@@ -95,6 +94,7 @@ class RunConfig:
     r3f_lambda: float = 1.0
     noise_type: str = "uniform"
     r4f_scope: str = "out_proj"
+    r4f_spectral_norm: str = "hook"  # hook (official: torch.nn.utils.spectral_norm) | parametrization (warm-up)
     longer_training_factor: float = 2.0  # std++ only
     max_length: int = 512  # fairseq --max-positions 512
     eval_steps: int | None = None  # None = once per epoch of the training data
@@ -139,10 +139,10 @@ def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
 
 
 def _fixtures(family: str) -> str:
-    path = REPO_ROOT / "tests" / "fixtures" / family
+    path = fixtures_dir(family)
     if not path.is_dir():
-        raise FileNotFoundError(f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (a pip-"
-                                "installed package has no tests/): pass data_dir=<folder with your files> "
+        raise FileNotFoundError(f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (an "
+                                "install without package data): pass data_dir=<folder with your files> "
                                 "or None for the Hub")
     return str(path)
 
@@ -172,6 +172,9 @@ def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> R
                "the paper profile needs a pretrained model (the registry row's model_name), not a tiny smoke model")
         _check(cfg.data_dir != FIXTURES, "data_dir", cfg.data_dir,
                "the paper profile needs the real data: None (the Hub) or a folder with the full files")
+    if cfg.profile == "cpu":
+        _check(not cfg.model_name.startswith("tiny-"), "model_name", cfg.model_name,
+               "the cpu profile runs real pretrained weights on a CPU (model_name='minilm'), not a tiny smoke model")
     if cfg.data_dir == FIXTURES:
         cfg.data_dir = _fixtures(family)
     return cfg
@@ -215,7 +218,7 @@ def build_glue_model(
     if cfg.method == "r4f":
         from r3f_utils import apply_r4f
 
-        apply_r4f(model, scope=cfg.r4f_scope)
+        apply_r4f(model, scope=cfg.r4f_scope, spectral_norm=cfg.r4f_spectral_norm)
     return model, tokenizer
 
 
@@ -331,9 +334,10 @@ def run_extra(cfg: RunConfig, model: PreTrainedModel, train_summary: Mapping[str
 
 
 def _parametrized(model: PreTrainedModel) -> list[str]:
-    from torch.nn.utils import parametrize
+    """The spectrally normalised modules (either R4F implementation)."""
+    from r3f_utils.r4f import spectral_normed_modules
 
-    return [name for name, module in model.named_modules() if parametrize.is_parametrized(module)]
+    return spectral_normed_modules(model)
 
 
 def remove_checkpoints(cfg: RunConfig) -> None:

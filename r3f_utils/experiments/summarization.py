@@ -23,7 +23,6 @@ import datasets
 import numpy as np
 import torch
 from transformers import (
-    DataCollatorForSeq2Seq,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Seq2SeqTrainer,
@@ -31,6 +30,7 @@ from transformers import (
 )
 from transformers import set_seed as hf_set_seed
 
+from r3f_utils.collators import FairseqSeq2SeqCollator
 from r3f_utils.data.summarization import (
     SUMMARIZATION_DATASETS,
     load_summarization,
@@ -39,6 +39,7 @@ from r3f_utils.data.summarization import (
 )
 from r3f_utils.experiments import checkpoints
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
+from r3f_utils.package_data import fixtures_dir
 from r3f_utils.rouge import ROUGE_TYPES, compute_rouge
 
 __all__ = [
@@ -62,10 +63,9 @@ __all__ = [
 ]
 
 SUMMARIZATION_METHODS = ("standard", "r3f")
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "cpu", "paper")  # the cpu profile has no summarization rows yet
 NOISE_TYPES = ("uniform", "normal")
 FIXTURES = "fixtures"  # data_dir value meaning tests/fixtures/summarization of this repository
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Decoding per dataset, used for every decoding parameter left at None. Lengths count generated BPE tokens
 # as fairseq's --min-len/--max-len-b do (see generation_kwargs).
@@ -229,11 +229,11 @@ def _validate(cfg: SummarizationConfig) -> SummarizationConfig:
             "the paper profile needs the real data: None (the Hub) or a folder with the full files",
         )
     if cfg.data_dir == FIXTURES:
-        path = REPO_ROOT / "tests" / "fixtures" / "summarization"
+        path = fixtures_dir("summarization")
         if not path.is_dir():
             raise FileNotFoundError(
-                f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (a "
-                "pip-installed package has no tests/): pass data_dir=<your folder> or None for the Hub"
+                f"data_dir={FIXTURES!r} means the smoke fixtures in {path}, which do not exist (an install "
+                "without package data): pass data_dir=<your folder> or None for the Hub"
             )
         cfg.data_dir = str(path)
     return cfg
@@ -357,7 +357,7 @@ def build_summarization_trainer(
     """An :class:`r3f_utils.R3FSeq2SeqTrainer` (``r3f=None`` for ``standard``) over the tokenized splits."""
     from r3f_utils import R3FSeq2SeqTrainer
 
-    collator = DataCollatorForSeq2Seq(
+    collator = FairseqSeq2SeqCollator(  # fairseq's decoder padding: pad ids + decoder_attention_mask
         tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=8 if (cfg.fp16 or cfg.bf16) else None
     )
     return R3FSeq2SeqTrainer(

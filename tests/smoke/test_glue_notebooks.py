@@ -5,71 +5,27 @@ Each execution gets the parameters the runner would give it (the registry row's 
 checked: metric names, ranges, the method's effect on the run (std++ trains twice as long, R4F's head is
 spectrally normalised after the best checkpoint is reloaded) and the values pinned in the registry.
 
-Time budget (2 CPU cores, two kernels at a time): 33 executions, ~6 s each of which ~4.5 s is importing
-torch/transformers in the kernel. Measured: 106.5 s for all 33 (with the XNLI file: 64 tests in 128 s).
+Time budget (2 CPU cores, two pooled kernels, see ``kernel_pool``): 33 executions of ~1.5-2 s each once the
+two kernels have imported torch/transformers (~4.5 s, once per session instead of once per execution).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
+from kernel_pool import ROOT, execute_all
 
 from r3f_utils.data.glue import GLUE_TASKS
 from r3f_utils.experiments.glue import GLUE_METHODS
 from r3f_utils.registry import load_registry
-from r3f_utils.results import ResultRecord, read_results
+from r3f_utils.results import ResultRecord
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "glue.ipynb"
 PAIRS = [(task, method) for task in sorted(GLUE_TASKS) for method in GLUE_METHODS]
 PIN_TOL = 0.01  # percentage points; the runs are deterministic, this only absorbs float noise in correlations
 SIGMA_TOL = 0.02  # |largest singular value of R4F's out_proj - 1|
-WORKERS = 2  # kernels at a time (the machine has 2 cores; each kernel spends most of its time importing)
-
-
-def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any]) -> ResultRecord:
-    """Run ``notebook`` with papermill's Python API into ``out_dir``; return its results.json."""
-    import papermill
-
-    out_dir.mkdir(parents=True)
-    papermill.execute_notebook(str(notebook), str(out_dir / "notebook.ipynb"),
-                               parameters={**parameters, "output_dir": str(out_dir / "run")},
-                               cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
-    (record,) = read_results(out_dir / "run")
-    return record
-
-
-def kernel_env() -> dict[str, str]:
-    """Kernels import this checkout, offline, one torch thread each (two kernels share two cores)."""
-    return {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-
-
-def execute_all(notebook: Path, base: Path, jobs: dict[str, dict[str, Any]]
-                ) -> dict[str, ResultRecord | BaseException]:
-    """Execute ``notebook`` once per job (name -> parameters) into ``base/<name>``, WORKERS kernels at a time,
-    in :func:`kernel_env`; a failed execution is returned as its exception (reported by that job's test)."""
-
-    def run(name: str) -> ResultRecord | BaseException:
-        try:
-            return execute(notebook, base / name, jobs[name])
-        except Exception as err:
-            return err
-
-    saved = dict(os.environ)
-    os.environ.update(kernel_env())
-    try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            return dict(zip(jobs, pool.map(run, jobs), strict=True))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def registry_smoke_runs(notebook: str) -> dict[tuple[str, str], tuple[dict[str, Any], dict[str, dict[str, float]]]]:

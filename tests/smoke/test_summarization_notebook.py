@@ -11,17 +11,16 @@ torch/transformers in the kernel), ~35-45 s in total on an idle machine; the res
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from kernel_pool import execute_all  # pooled kernels (pytest puts tests/smoke on sys.path)
 
 from r3f_utils.checker import check
 from r3f_utils.registry import RegistryRow, load_registry
-from r3f_utils.results import ResultRecord, read_results
+from r3f_utils.results import ResultRecord
 from r3f_utils.rouge import ROUGE_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,23 +53,6 @@ def table4_rows() -> dict[str, RegistryRow]:
     return {r.id: r for r in load_registry() if r.id.startswith("table4.") and r.role == "target"}
 
 
-def execute(out_dir: Path, parameters: dict[str, Any]) -> ResultRecord:
-    """Run the notebook with papermill's Python API; return its results.json."""
-    import papermill
-
-    out_dir.mkdir(parents=True)
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(out_dir / "notebook.ipynb"),
-        parameters={**parameters, "output_dir": str(out_dir / "run")},
-        cwd=str(NOTEBOOK.parent),
-        progress_bar=False,
-        kernel_name="python3",
-    )
-    (record,) = read_results(out_dir / "run")
-    return record
-
-
 @pytest.fixture(scope="session")
 def table4_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ResultRecord | BaseException]:
     """Every Table 4 target row, plus a repeat of one, two kernels at a time (same threads as the runner)."""
@@ -82,28 +64,7 @@ def table4_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ResultRec
     }
     jobs[f"{REPEAT}-repeat"] = jobs[REPEAT]
 
-    def run(name: str) -> ResultRecord | BaseException:
-        try:
-            return execute(base / name, jobs[name])
-        except Exception as err:  # reported by the test of that row
-            return err
-
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), saved.get("PYTHONPATH", "")) if p),
-            "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "CUDA_VISIBLE_DEVICES": "",
-        }
-    )
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            return dict(zip(jobs, pool.map(run, jobs), strict=True))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    return execute_all(NOTEBOOK, base, jobs)
 
 
 def test_notebook_is_thin_stripped_and_declares_the_registry_parameters() -> None:

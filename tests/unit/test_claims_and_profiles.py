@@ -156,6 +156,7 @@ def test_bad_claims_are_refused_with_the_field_named(tmp_path, case):
     [
         ("schema_version: 2\nrows:\n  - {id: a, id: b}\n", "found duplicate key 'id'"),
         ("schema_version: 2\nschema_version: 2\nrows: []\n", "found duplicate key 'schema_version'"),
+        ("schema_version: 2\nt: &t {a: 1}\nrows:\n  - {<<: *t, b: 2, b: 3}\n", "found duplicate key 'b'"),
         ("schema_version: 9\nrows: []\n", "schema_version 9 is not supported"),
         ("rows: []\n", "add `schema_version: 2` at the top"),
         ("schema_version: 2\nrows:\n\t- {id: a}\n", "YAML forbids tabs for indentation"),
@@ -167,6 +168,13 @@ def test_registry_loader_refuses_silent_yaml(tmp_path, text, message):
     with pytest.raises(RegistryError, match=None) as info:
         read_registry(path, check_notebooks=False)
     assert message in str(info.value)
+
+
+def test_a_merged_key_may_be_overridden(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("schema_version: 2\nt: &t {a: 1, b: 1}\nrows: [{<<: *t, b: 2}]\n")
+    with pytest.raises(RegistryError, match="unknown top-level key 't'"):  # parsed: only the key name is wrong
+        read_registry(path, check_notebooks=False)
 
 
 def test_bom_and_anchor_merges_are_fine(tmp_path):

@@ -150,7 +150,7 @@ def test_config_defaults_are_fairseq_classification_defaults() -> None:
         ({"eps": True}, r"eps must be a finite number"),
         ({"r3f_lambda": -0.1}, r"r3f_lambda must be >= 0"),
         ({"r3f_lambda": None}, r"r3f_lambda must be a finite number"),
-        ({"noise_type": "gaussian"}, r"noise_type must be one of 'uniform', 'normal'; got 'gaussian'"),
+        ({"noise_type": "gaussian"}, r"noise_type must be one of 'uniform', 'normal', 'none'; got 'gaussian'"),
         ({"seq2seq_kl": "mean"}, r"seq2seq_kl must be one of 'per_sequence', 'per_token'"),
         ({"pass_mode": "twice"}, r"pass_mode must be one of 'separate', 'concat'"),
     ],

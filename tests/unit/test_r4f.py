@@ -21,7 +21,7 @@ def _batch(tokenizer):
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_out_proj_scope_wraps_only_the_last_linear(name: str) -> None:
     model, _ = build_tiny_model(name, num_labels=3)
-    wrapped = apply_r4f(model)
+    wrapped = apply_r4f(model, spectral_norm="parametrization")  # warmed up: normalised at once
     assert len(wrapped) == 1 and wrapped[0].split(".")[0] in {"classifier", "classification_head"}
     norms = head_spectral_norms(model)
     last = list(norms)[-1]
@@ -33,10 +33,12 @@ def test_all_scope_wraps_every_head_linear() -> None:
     assert apply_r4f(model, scope="all") == ["classifier.dense", "classifier.out_proj"]
 
 
-@pytest.mark.parametrize("scope", ["out_proj", "all"])
-def test_largest_singular_value_at_most_one_after_training(scope: str) -> None:
+@pytest.mark.parametrize(("scope", "impl", "tol"), [("out_proj", "hook", 2e-2), ("all", "hook", 2e-2),
+                                                   ("all", "parametrization", SIGMA_TOL)])
+def test_largest_singular_value_at_most_one_after_training(scope: str, impl: str, tol: float) -> None:
+    """One power iteration per step: the official estimate (no warm-up) lags a little behind lr 1e-2 updates."""
     model, tok = build_tiny_model("tiny-roberta", num_labels=3)
-    apply_r4f(model, scope=scope)
+    apply_r4f(model, scope=scope, spectral_norm=impl)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     batch, labels = _batch(tok), torch.tensor([0, 2])
     model.train()
@@ -47,7 +49,7 @@ def test_largest_singular_value_at_most_one_after_training(scope: str) -> None:
     model.eval()
     for name, sigma in head_spectral_norms(model).items():
         if scope == "all" or name == "out_proj":
-            assert sigma <= 1 + SIGMA_TOL, name
+            assert sigma <= 1 + tol, name
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -83,7 +85,7 @@ def test_errors_name_the_problem(tmp_path) -> None:
     with pytest.raises(ValueError, match="scope must be one of"):
         apply_r4f(model, scope="dense")
     apply_r4f(model)
-    with pytest.raises(ValueError, match="already parametrized"):
+    with pytest.raises(ValueError, match="already spectrally normalised"):
         apply_r4f(model)
     plain, _ = build_tiny_model("tiny-roberta", num_labels=2)
     with pytest.raises(ValueError, match="no R4F head"):

@@ -69,7 +69,7 @@ def test_markdown_has_one_line_per_registered_metric(report):
     assert len(lines) == sum(len(r.metrics) for r in rows if r.id.startswith("table")) == 228
     figures = [ln for ln in md.read_text().splitlines() if ln.startswith("| fig")]
     assert len(figures) == sum(len(r.metrics) for r in rows if r.id.startswith("fig"))
-    assert all("(figure)" in ln for ln in figures)  # Figures 3-5 print no number
+    assert all("| – |" in ln for ln in figures)  # Figures 3-5 print no number
     assert any(
         "table4.cnn_dailymail.bart_r3f" in ln and "rouge1" in ln and "43.50" in ln and "below" in ln
         for ln in lines
@@ -82,9 +82,8 @@ def test_html_is_self_contained(report):
     rows, _, html = report
     parser = _Table()
     parser.feed(html.read_text())
-    assert len(parser.rows) == sum(len(r.metrics) for r in rows)
-    (image,) = parser.images
-    assert image["src"].startswith("data:image/png;base64,")
+    assert len(parser.rows) == sum(len(r.metrics) for r in rows)  # the tables' 228 numbers + figure metrics
+    assert parser.images and all(i["src"].startswith("data:image/png;base64,") for i in parser.images)
     assert not re.search(r'(src|href)="(http|//)', html.read_text())
 
 
@@ -133,9 +132,86 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     parser = _Table()
     parser.feed(dom.stdout)
     assert len(parser.rows) == sum(len(r.metrics) for r in rows)  # one line per registered metric
-    (image,) = parser.images
+    (image,) = [i for i in parser.images if i.get("id") == "plot"]
     width, height = (int(x) for x in image["data-rendered"].split("x"))  # set by onload: the PNG decoded
     assert width > 300 and height > 200
     shot = tmp_path / "shot.png"
     run = _chromium("--window-size=1200,900", f"--screenshot={shot}", html.as_uri())
     assert run.returncode == 0 and shot.stat().st_size > 10_000
+
+
+# ---- the report a person reads: inferred profile, summary, paper layout, seeds, claims, run figures -------------
+
+
+def _toy_runs(root: Path, seeds=(1, 2, 3)) -> None:
+    from r3f_utils.results import write_results
+
+    for seed in seeds:
+        run = root / "toy.multi" / f"seed-{seed}"
+        write_results(run, row="toy.multi", profile="smoke", seed=seed, metrics={"accuracy": 50.0 + seed},
+                      parameters={}, extra={"figures": ["curve.png"]} if seed == 1 else None)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(root / "toy.multi" / "seed-1" / "curve.png")
+    plt.close(fig)
+
+
+def test_report_infers_the_profile_and_labels_the_reference(tmp_path, capsys):
+    _toy_runs(tmp_path)
+    assert main(["report", "--results", str(tmp_path), "--registry", str(TOY)]) == 0  # no --profile
+    md = (tmp_path / "report.md").read_text()
+    assert "Profile: **smoke**" in md and "Profile: **paper**" not in md
+    assert "Compared with: the values pinned for the smoke profile" in md
+    assert "- **Rows** (5): " in md and "**Claims**: none checked." in md
+    # paper layout: tasks across, model · method down; paper value, the pin, reproduced with the seed spread
+    assert "## Table toy" in md and "| none · r3f · max_of_10 |" in md
+    assert "paper 59.00 · smoke pin – → 53.00 [51.00–53.00, sd 1.00] (3/1 seeds)" in md  # max of 3 seeds
+    assert "paper 54.50 · smoke pin – → 52.00 [51.00–53.00, sd 1.00]" in md  # median, same seeds
+
+
+def test_report_plots_seed_distributions_and_embeds_run_figures(tmp_path):
+    _toy_runs(tmp_path)
+    assert main(["report", "--results", str(tmp_path), "--registry", str(TOY), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "report-seeds.png").read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "![per-seed values](report-seeds.png)" in md
+    assert "![toy.multi seed 1: curve.png](../toy.multi/seed-1/curve.png)" in md  # relative to the report
+    parser = _Table()
+    parser.feed((tmp_path / "r" / "report.html").read_text())
+    ids = {i.get("id") for i in parser.images}
+    assert {"plot", "seeds", "figure-0"} <= ids
+    assert all(i["src"].startswith("data:image/png;base64,") for i in parser.images)
+
+
+def test_report_without_several_seeds_has_no_seed_plot(tmp_path):
+    _toy_runs(tmp_path, seeds=(1,))
+    assert main(["report", "--results", str(tmp_path), "--registry", str(TOY)]) == 0
+    assert not (tmp_path / "report-seeds.png").exists()
+
+
+def test_report_with_mixed_profiles_asks_for_one(tmp_path, capsys):
+    from r3f_utils.results import write_results
+
+    _toy_runs(tmp_path, seeds=(1,))
+    write_results(tmp_path / "p" / "seed-1", row="toy.single", profile="paper", seed=1, metrics={"accuracy": 1.0},
+                  parameters={})
+    assert main(["report", "--results", str(tmp_path), "--registry", str(TOY)]) == 2
+    assert "hold profiles paper, smoke: pass --profile" in capsys.readouterr().err
+
+
+def test_report_lists_claims_with_verdict_and_operands(tmp_path):
+    from r3f_utils.checker import ClaimVerdict
+    from r3f_utils.report import render_html
+
+    rows = load_registry(TOY, check_notebooks=False)
+    result = check(rows, [], "smoke")
+    result.claims = [ClaimVerdict("fig1.toy.faster", "R3F is faster than SMART", "holds", False,
+                                  {"toy.multi:wall_time": 10.0}, {"toy.single:wall_time": 20.0}, "<",
+                                  expected="holds")]
+    md = render_markdown(rows, result)
+    assert "**Claims**: 1 of 1 holding (1 holds)." in md
+    assert ("| fig1.toy.faster | R3F is faster than SMART | holds (pinned: holds) | "
+            "toy.multi:wall_time = 10.00  <  toy.single:wall_time = 20.00 |") in md
+    assert 'data-claim="fig1.toy.faster"' in render_html(rows, result, b"")

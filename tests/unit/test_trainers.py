@@ -129,7 +129,7 @@ def _fixed_length_seq2seq(n=8, length=10, target=5, vocab=50):
                                        "labels": labels.tolist()})
 
 
-def _deterministic_noise(like, eps, noise_type):
+def _deterministic_noise(like, eps, noise_type, generator=None):
     """Noise that depends only on the embedding values, so any batching of the same rows sees the same noise."""
     return eps * torch.sin(like.detach() * 1000.0)
 

@@ -1,0 +1,115 @@
+"""The notebooks' Colab header: an "Open in Colab" badge and an install cell, stamped from one place.
+
+``REPOSITORY`` is the one place that names the repository (a placeholder until the project is published: set it
+and run ``python -m r3f_utils.colab``, which restamps every notebook under ``notebooks/``). A new notebook gets
+its header the same way; ``tests/unit/test_colab.py`` fails for any notebook whose header is missing or stale.
+
+The install cell installs ``r3f-repro`` with the notebook's extras only when ``r3f_utils`` does not import
+(Colab, a fresh kernel): in a checkout, a venv with the package, or a papermill run it does nothing. On Colab
+the Trainer uses the GPU by itself; the cell reports which one and whether it supports bf16 (else fp16).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = [
+    "BRANCH",
+    "NOTEBOOK_EXTRAS",
+    "REPOSITORY",
+    "badge_source",
+    "install_source",
+    "stamp_notebook",
+    "stamp_notebooks",
+]
+
+# The repository, in one place. "<owner>" is a placeholder until the project is published (README: Install).
+REPOSITORY = "https://github.com/<owner>/r3f-repro"
+BRANCH = "main"
+# notebook file name -> pip extras its install cell asks for (the CPU profile's MiniLM for GLUE and XNLI)
+NOTEBOOK_EXTRAS: dict[str, tuple[str, ...]] = {"glue.ipynb": ("cpu",), "xnli.ipynb": ("cpu",)}
+BADGE_TAG = "colab-badge"
+INSTALL_TAG = "colab-install"
+_OLD_INSTALL_PREFIX = "# Colab / a fresh kernel"
+
+
+def _github_path() -> str:
+    return REPOSITORY.removeprefix("https://github.com/")
+
+
+def badge_source(notebook: str) -> str:
+    """Markdown of the "Open in Colab" badge of ``notebooks/<notebook>``."""
+    url = f"https://colab.research.google.com/github/{_github_path()}/blob/{BRANCH}/notebooks/{notebook}"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def install_source(extras: Sequence[str] = ()) -> str:
+    """Code of the install cell: pip-installs the package (with ``extras``) only when it does not import."""
+    spec = f"r3f-repro[{','.join(extras)}]" if extras else "r3f-repro"
+    return f'''# Colab / a fresh kernel: install r3f-repro only when it does not import (here: nothing happens).
+# Stamped by `python -m r3f_utils.colab` from r3f_utils/colab.py (REPOSITORY); edit there, not here.
+import importlib.util
+import subprocess
+import sys
+
+R3F_REQUIREMENT = "{spec} @ git+{REPOSITORY}@{BRANCH}"
+if importlib.util.find_spec("r3f_utils") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", R3F_REQUIREMENT], check=True)
+if "google.colab" in sys.modules:
+    import torch
+
+    if torch.cuda.is_available():
+        print(f"GPU: {{torch.cuda.get_device_name(0)}};", "bf16" if torch.cuda.is_bf16_supported() else "fp16",
+              "mixed precision available (the paper profile's bf16/fp16 parameters)")
+    else:
+        print("no GPU: Runtime > Change runtime type > GPU for the paper profile")'''
+
+
+def _is_header(cell: dict, tag: str) -> bool:
+    tags = cell.get("metadata", {}).get("tags", [])
+    source = "".join(cell.get("source", ""))
+    return tag in tags or (tag == INSTALL_TAG and cell.get("cell_type") == "code"
+                           and source.startswith(_OLD_INSTALL_PREFIX))
+
+
+def stamp_notebook(path: str | Path) -> bool:
+    """Put the badge first and the install cell right before the ``parameters`` cell (replacing older ones);
+    returns True when the file changed."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    cells = [c for c in nb.cells if not (_is_header(c, BADGE_TAG) or _is_header(c, INSTALL_TAG))]
+    badge = nbformat.v4.new_markdown_cell(badge_source(path.name), metadata={"tags": [BADGE_TAG]})
+    install = nbformat.v4.new_code_cell(install_source(NOTEBOOK_EXTRAS.get(path.name, ())),
+                                        metadata={"tags": [INSTALL_TAG]})
+    where = next((i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), 0)
+    cells.insert(where, install)
+    cells.insert(0, badge)
+    if nb.nbformat_minor >= 5:  # stable ids: restamping an unchanged notebook changes nothing
+        badge["id"], install["id"] = BADGE_TAG, INSTALL_TAG
+    else:
+        badge.pop("id", None)
+        install.pop("id", None)
+    nb.cells = cells
+    after = nbformat.writes(nb)
+    if after == before:
+        return False
+    path.write_text(after + ("" if after.endswith("\n") else "\n"), encoding="utf-8")
+    return True
+
+
+def stamp_notebooks(paths: Iterable[str | Path] | None = None) -> list[Path]:
+    """Stamp ``paths`` (default: every notebook under ``notebooks/``); returns those that changed."""
+    from .package_data import notebooks_dir
+
+    targets = [Path(p) for p in paths] if paths else sorted(notebooks_dir().glob("*.ipynb"))
+    return [p for p in targets if stamp_notebook(p)]
+
+
+if __name__ == "__main__":
+    changed = stamp_notebooks(sys.argv[1:])
+    print("\n".join(f"stamped {p}" for p in changed) or "all notebooks up to date")

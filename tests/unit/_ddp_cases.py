@@ -1,0 +1,74 @@
+"""One SGD step of R3F / standard training on a global batch of 8, shared by the 2-rank gloo worker and the
+1-process reference of tests/unit/test_ddp.py (imported by both, so both run exactly the same step)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import Seq2SeqTrainingArguments, TrainingArguments, default_data_collator
+
+from r3f_utils import R3FConfig, R3FSeq2SeqTrainer, R3FTrainer
+from r3f_utils.tiny_models import build_tiny_model
+
+GLOBAL_BATCH = 8
+# case -> (objective, R3F or None for the standard path)
+CASES = {
+    "classification_r3f": ("classification", R3FConfig(eps=0.1, r3f_lambda=1.0)),
+    "seq2seq_r3f": ("seq2seq", R3FConfig(eps=0.1, r3f_lambda=1.0, noise_type="normal")),
+    "classification_standard": ("classification", None),
+    "seq2seq_standard": ("seq2seq", None),
+}
+
+
+def deterministic_noise(like: torch.Tensor, eps: float, noise_type: str, generator=None) -> torch.Tensor:
+    """Noise that depends only on the embedding values: any split of the batch over ranks sees the same noise."""
+    return eps * torch.sin(like.detach() * 1000.0)
+
+
+def classification_data(length: int = 10, vocab: int = 50) -> datasets.Dataset:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab, (GLOBAL_BATCH, length), generator=g)
+    return datasets.Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * length] * GLOBAL_BATCH,
+                                       "labels": [i % 3 for i in range(GLOBAL_BATCH)]})
+
+
+def seq2seq_data(length: int = 10, target: int = 9, vocab: int = 50) -> datasets.Dataset:
+    """Target lengths 1,1,...,1,9: whatever half a rank gets, the two ranks hold different numbers of target
+    tokens per sequence, which is where per-rank normalisation goes wrong."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, vocab, (GLOBAL_BATCH, length), generator=g)
+    labels = torch.randint(5, vocab, (GLOBAL_BATCH, target), generator=g)
+    lengths = [1] * (GLOBAL_BATCH - 1) + [target]
+    for row, n in enumerate(lengths):
+        labels[row, n:] = -100
+    return datasets.Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * length] * GLOBAL_BATCH,
+                                       "labels": labels.tolist()})
+
+
+def build(case: str) -> tuple[type, torch.nn.Module, datasets.Dataset, R3FConfig | None, dict]:
+    objective, r3f = CASES[case]
+    if objective == "classification":
+        model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
+        return R3FTrainer, model, classification_data(), r3f, {}
+    model, _ = build_tiny_model("tiny-bart", dropout=0.0)
+    data = seq2seq_data()  # + decoder inputs, as DataCollatorForSeq2Seq(model=...) adds them (the standard path)
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=torch.tensor(data["labels"]))
+    data = data.add_column("decoder_input_ids", decoder_input_ids.tolist())
+    return R3FSeq2SeqTrainer, model, data, r3f, {"label_smoothing_factor": 0.1}
+
+
+def one_sgd_step(case: str, out: Path, per_device_batch: int) -> dict[str, torch.Tensor]:
+    """Parameter change of one SGD step (lr 1, no clipping, no decay) over the whole dataset (one global batch)."""
+    trainer_cls, model, data, r3f, extra = build(case)
+    model = copy.deepcopy(model)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    args_cls = Seq2SeqTrainingArguments if trainer_cls is R3FSeq2SeqTrainer else TrainingArguments
+    args = args_cls(str(out / case), per_device_train_batch_size=per_device_batch, max_steps=1, optim="sgd",
+                    learning_rate=1.0, lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0,
+                    report_to=[], save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
+                    dataloader_num_workers=0, **extra)
+    trainer_cls(model=model, args=args, r3f=r3f, train_dataset=data, data_collator=default_data_collator).train()
+    return {k: before[k] - v.detach() for k, v in model.named_parameters()}
