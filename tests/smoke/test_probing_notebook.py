@@ -1,5 +1,5 @@
-"""Execute notebooks/probing.ipynb through the runner, as `reproduce --rows 'fig3.r4f'` does (smoke profile,
-CPU, offline): one execution of the `generalization` study (Figure 3) for R4F.
+"""Execute notebooks/probing.ipynb with the parameters the runner gives `reproduce --rows 'fig3.r4f'` (smoke
+profile, CPU, offline; on a pooled kernel): one execution of the `generalization` study (Figure 3) for R4F.
 
 Its results.json must hold the study's metrics with the values pinned in the registry, list its figures (which
 must be PNG files beside it) and, because a finished run of another method already sits in the same batch,
@@ -11,21 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_glue_notebooks import PIN_TOL, kernel_env
+from kernel_pool import execute_all
+from test_glue_notebooks import PIN_TOL
 
 from r3f_utils.checker import check
 from r3f_utils.registry import load_registry, select_rows
-from r3f_utils.results import read_results, write_results
-from r3f_utils.runner import plan_jobs, run_jobs, validate_jobs
+from r3f_utils.results import write_results
+from r3f_utils.runner import plan_jobs, validate_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "results_registry.yaml"
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    import os
-
+def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, object]:
     batch = tmp_path_factory.mktemp("probing-batch")
     # a finished run of another method in the same batch (synthetic numbers): the notebook draws both
     other = {f"probe_{t}": 40.0 for t in ("mnli", "qqp", "rte", "qnli", "mrpc", "cola")}
@@ -33,23 +32,19 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
                   metrics={**other, "probe_mean": 40.0}, parameters={},
                   extra={"study": "generalization", "method": "standard"})
     rows = select_rows(load_registry(REGISTRY, check_notebooks=False), ["fig3.r4f"])
-    jobs = plan_jobs(rows, REGISTRY, profile="smoke")
-    validate_jobs(jobs)
-    saved = dict(os.environ)
-    os.environ.update(kernel_env())
-    try:
-        outcomes = run_jobs(jobs, batch, show_progress=False)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return batch, rows, outcomes
+    (job,) = plan_jobs(rows, REGISTRY, profile="smoke")
+    validate_jobs([job])
+    params = {k: v for k, v in job.injected(batch).items() if k != "output_dir"}
+    # the pool runs it in <batch>/fig3.r4f/run: beside the other method's run, as a runner batch lays them out
+    (record,) = execute_all(job.notebook, batch, {"fig3.r4f": params}).values()
+    return batch, rows, record
 
 
 @pytest.mark.notebooks
 def test_probing_notebook_generalization_smoke(batch) -> None:
-    folder, rows, outcomes = batch
-    assert [o.status for o in outcomes] == ["ok"], [o.error for o in outcomes]
-    (record,) = read_results(folder / "fig3.r4f")
+    _, rows, record = batch
+    if isinstance(record, BaseException):
+        raise record
     (row,) = rows
     assert record.extra["study"] == "generalization" and record.extra["method"] == "r4f"
     assert set(record.metrics) == set(row.metrics)
