@@ -7,7 +7,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from r3f_utils.data.glue import load_glue
-from r3f_utils.experiments.glue import FIXTURES, _fixtures
+from r3f_utils.package_data import fixtures_dir
 from r3f_utils.probing import (
     FullHead,
     ProbeConfig,
@@ -26,7 +26,7 @@ from r3f_utils.tiny_models import build_tiny_model
 def qnli():
     """A tiny RoBERTa (dropout 0.1, random weights) and the tokenized QNLI fixtures."""
     torch.set_num_threads(1)
-    data = load_glue("qnli", data_dir=_fixtures("glue") if FIXTURES else None)
+    data = load_glue("qnli", data_dir=fixtures_dir("glue"))
     model, tokenizer = build_tiny_model("tiny-roberta", texts=data.texts(), num_labels=2, seed=0, dropout=0.1)
 
     def tok(ds):
