@@ -21,10 +21,23 @@ _EXPORTS: dict[str, str] = {
     # noise on the input embeddings
     "sample_noise": "noise",
     "noised_input_embeddings": "noise",
+    "perturbed_input_embeddings": "noise",
+    "transformed_input_embeddings": "noise",
     # R4F
     "apply_r4f": "r4f",
     "save_r4f_model": "r4f",
     "load_r4f_model": "r4f",
+    # SMART and FreeLB (the adversarial baselines of Tables 1-2 and Figure 1)
+    "SMARTConfig": "smart",
+    "SMARTTrainer": "smart",
+    "smart_loss": "smart",
+    "smart_ascent_step": "smart",
+    "smart_adversarial_logits": "smart",
+    "smoothness_divergence": "smart",
+    "FreeLBConfig": "freelb",
+    "FreeLBTrainer": "freelb",
+    "freelb_ascent_step": "freelb",
+    "freelb_initial_delta": "freelb",
     # Trainer integration
     "R3FTrainer": "trainers",
     "R3FSeq2SeqTrainer": "trainers",

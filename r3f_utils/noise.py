@@ -11,7 +11,7 @@ module between them; the guard makes the decoder call clean in both cases.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 import torch
@@ -60,6 +60,109 @@ def _token_embeddings(module: nn.Module) -> nn.Module | None:
     return embeddings if isinstance(embeddings, nn.Module) else None
 
 
+EMBEDDING_SITES = ("word_embeddings", "embeddings_output")
+
+
+def perturbation_module(model: nn.Module, site: str) -> tuple[nn.Module, nn.Module | None, str]:
+    """The module whose output is perturbed, the encoder stack (encoder-decoder models) and a label for errors.
+
+    ``word_embeddings``: the encoder's token-embedding lookup (R3F, FreeLB and the SMART paper's ``x``).
+    ``embeddings_output``: the whole embedding block of an encoder-only model (word + position + type
+    embeddings, LayerNorm, dropout: ``model.base_model.embeddings``), where mt-dnn's SMART code perturbed
+    until 2021.
+    """
+    if site not in EMBEDDING_SITES:
+        raise ValueError(f"site must be one of {EMBEDDING_SITES}, got {site!r}")
+    encoder = _encoder_of(model)
+    if site == "embeddings_output":
+        block = getattr(getattr(model, "base_model", model), "embeddings", None)
+        if encoder is not None or not isinstance(block, nn.Module):
+            raise ValueError(f"site='embeddings_output' needs an encoder-only model with `base_model.embeddings` "
+                             f"(BERT, RoBERTa, XLM-R); {type(model).__name__} has none: use site='word_embeddings'")
+        return block, None, site
+    embeddings = _token_embeddings(encoder if encoder is not None else model)
+    if embeddings is None and encoder is not None:
+        embeddings = _token_embeddings(model)
+    if embeddings is None:
+        raise ValueError(f"{type(model).__name__} has no input embedding module (get_input_embeddings() returned "
+                         "None); the noise/perturbation is added to the token embeddings")
+    return embeddings, encoder, site
+
+
+def check_perturbation_site(model: nn.Module, site: str, method: str) -> None:
+    """Raise a ValueError naming ``model`` (or ``site``) when ``method`` cannot perturb ``model`` at ``site``."""
+    try:
+        get_embeddings = getattr(model, "get_input_embeddings", None)
+        embeddings = get_embeddings() if callable(get_embeddings) else None
+    except NotImplementedError:
+        embeddings = None
+    if not isinstance(embeddings, nn.Module):
+        raise ValueError(f"model: {type(model).__name__} has no input embeddings (get_input_embeddings() gave "
+                         f"{type(embeddings).__name__}); {method} perturbs them: use a model with a token-embedding "
+                         "module")
+    try:
+        perturbation_module(model, site)
+    except ValueError as err:
+        raise ValueError(f"{method}Config.site={site!r}: {err}") from None
+
+
+@contextmanager
+def transformed_input_embeddings(
+    model: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor | None], *, site: str = "word_embeddings"
+) -> Iterator[None]:
+    """Within the block, the encoder's input-embedding output ``e`` is replaced by ``transform(e)``.
+
+    The one hook mechanism behind R3F's noise, SMART's and FreeLB's perturbations: a forward hook on the
+    module of ``site`` (see :data:`EMBEDDING_SITES`), active only while the encoder runs in encoder-decoder
+    models, removed on exit (also when the forward raises). ``transform`` returning None leaves ``e``.
+    """
+    module, encoder, _ = perturbation_module(model, site)
+    in_encoder = [encoder is None]
+
+    def hook(_module: nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        return transform(output) if in_encoder[0] else None
+
+    with ExitStack() as stack:
+        if encoder is not None:
+            def enter(*_args: object) -> None:
+                in_encoder[0] = True
+
+            def leave(*_args: object) -> None:
+                in_encoder[0] = False
+
+            stack.callback(encoder.register_forward_pre_hook(enter).remove)
+            stack.callback(encoder.register_forward_hook(leave).remove)
+        stack.callback(module.register_forward_hook(hook).remove)
+        yield
+
+
+def embedding_scale(model: nn.Module) -> float:
+    """``embed_scale`` of the encoder's token embeddings (HF scales inside the module, fairseq noises before)."""
+    module, _, _ = perturbation_module(model, "word_embeddings")
+    scale = getattr(module, "embed_scale", 1.0)
+    return float(scale) if not isinstance(scale, torch.Tensor) else float(scale.item())
+
+
+@contextmanager
+def perturbed_input_embeddings(
+    model: nn.Module, delta: torch.Tensor, *, site: str = "word_embeddings", detach: bool = False
+) -> Iterator[None]:
+    """Within the block, forward passes add the given tensor ``delta`` (B x T x d) to the input embeddings.
+
+    Gradient flows into ``delta`` (make it a leaf with ``requires_grad=True`` to read ``delta.grad``, or
+    differentiate with respect to it) and, unless ``detach``, into the embedding weights.
+    """
+
+    def add(output: torch.Tensor) -> torch.Tensor:
+        if output.shape != delta.shape:
+            raise ValueError(f"perturbation shape {tuple(delta.shape)} does not match the input embeddings "
+                             f"{tuple(output.shape)}")
+        return (output.detach() if detach else output) + delta.to(output.dtype)
+
+    with transformed_input_embeddings(model, add, site=site):
+        yield
+
+
 @contextmanager
 def noised_input_embeddings(
     model: nn.Module,
@@ -86,20 +189,9 @@ def noised_input_embeddings(
     if noise_type == "none":
         yield
         return
-    encoder = _encoder_of(model)
-    embeddings = _token_embeddings(encoder if encoder is not None else model)
-    if embeddings is None and encoder is not None:
-        embeddings = _token_embeddings(model)
-    if embeddings is None:
-        raise ValueError(f"{type(model).__name__} has no input embedding module (get_input_embeddings() returned "
-                         "None); R3F adds its noise to the token embeddings")
-    scale = getattr(embeddings, "embed_scale", 1.0)  # fairseq noises before embed_scale; HF scales inside
-    scale = float(scale) if not isinstance(scale, torch.Tensor) else float(scale.item())
-    in_encoder = [encoder is None]
+    scale = embedding_scale(model)  # fairseq noises before embed_scale; HF scales inside
 
-    def add_noise(_module: nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor | None:
-        if not in_encoder[0]:
-            return None
+    def add_noise(output: torch.Tensor) -> torch.Tensor:
         target = output if rows is None else output[rows]
         noised = (target.detach() if detach else target) + sample_noise(target, eps, noise_type, generator) * scale
         if rows is None:
@@ -108,15 +200,5 @@ def noised_input_embeddings(
         out[rows] = noised
         return out
 
-    with ExitStack() as stack:
-        if encoder is not None:
-            def enter(*_args: object) -> None:
-                in_encoder[0] = True
-
-            def leave(*_args: object) -> None:
-                in_encoder[0] = False
-
-            stack.callback(encoder.register_forward_pre_hook(enter).remove)
-            stack.callback(encoder.register_forward_hook(leave).remove)
-        stack.callback(embeddings.register_forward_hook(add_noise).remove)
+    with transformed_input_embeddings(model, add_noise):
         yield

@@ -91,6 +91,8 @@ METRIC_NAMES: dict[str, tuple[str, bool]] = {
     "forward_passes": ("forward passes per training step", False),
     "backward_passes": ("backward passes per training step", False),
     "cost_xfp": ("cost per training step in forward-pass units (a backward pass costs 2)", False),
+    "wall_time_to_best": ("training seconds to the best checkpoint (Figure 1)", False),
+    "seconds_per_epoch": ("training seconds per epoch of the training data", False),
     **_probing_metric_names(),
 }
 

@@ -16,6 +16,12 @@ Methods (paper, Table 2):
 * ``r3f``: ``standard`` + the R3F objective (:class:`r3f_utils.R3FTrainer`; for the STS-B regression head the
   official code adds no KL term, and neither does the trainer).
 * ``r4f``: ``r3f`` + spectral norm on the classification head's ``out_proj`` (:func:`r3f_utils.apply_r4f`).
+* ``smart``: ``standard`` + the SMART objective (:class:`r3f_utils.SMARTTrainer`; ``smart_*`` parameters, each
+  the :class:`r3f_utils.SMARTConfig` field of :data:`SMART_PARAMETERS`).
+* ``freelb``: ``standard`` trained with FreeLB (:class:`r3f_utils.FreeLBTrainer`; ``freelb_*`` parameters, see
+  :data:`FREELB_PARAMETERS`). The published FreeLB recipe also changes the optimiser settings (Adam β₂ 0.999,
+  weight decay 0.1, per-task learning rate and batch): the registry rows set those through the ordinary
+  parameters.
 """
 
 from __future__ import annotations
@@ -39,8 +45,10 @@ from r3f_utils.package_data import fixtures_dir
 
 __all__ = [
     "FIXTURES",
+    "FREELB_PARAMETERS",
     "GLUE_METHODS",
     "PAPER_GLUE_HPARAMS",
+    "SMART_PARAMETERS",
     "RunConfig",
     "build_glue_model",
     "build_trainer",
@@ -53,7 +61,14 @@ __all__ = [
     "train_with_resume",
 ]
 
-GLUE_METHODS = ("standard", "std++", "r3f", "r4f")
+GLUE_METHODS = ("standard", "std++", "r3f", "r4f", "smart", "freelb")
+# notebook parameter -> SMARTConfig / FreeLBConfig field
+SMART_PARAMETERS = {"smart_lambda": "adv_lambda", "smart_steps": "ascent_steps", "smart_step_size": "step_size",
+                    "smart_noise_std": "noise_std", "smart_epsilon": "epsilon", "smart_norm": "norm",
+                    "smart_ascent_rule": "ascent_rule", "smart_site": "site", "smart_reg_detach": "reg_detach",
+                    "smart_bregman_mu": "bregman_mu"}
+FREELB_PARAMETERS = {"freelb_steps": "adv_steps", "freelb_lr": "adv_lr", "freelb_init_mag": "init_mag",
+                     "freelb_max_norm": "max_norm", "freelb_norm": "norm", "freelb_shared_dropout": "shared_dropout"}
 PROFILES = ("smoke", "cpu", "paper")  # cpu: real pretrained weights (minilm) on a CPU
 NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
@@ -96,6 +111,24 @@ class RunConfig:
     r4f_scope: str = "out_proj"
     r4f_spectral_norm: str = "hook"  # hook (official: torch.nn.utils.spectral_norm) | parametrization (warm-up)
     longer_training_factor: float = 2.0  # std++ only
+    # SMART (defaults: SMARTConfig's, the official mt-dnn code and the paper's η and ε)
+    smart_lambda: float = 1.0
+    smart_steps: int = 1
+    smart_step_size: float = 1e-3
+    smart_noise_std: float = 1e-5
+    smart_epsilon: float | None = 1e-5
+    smart_norm: str = "inf"
+    smart_ascent_rule: str = "paper"
+    smart_site: str = "word_embeddings"
+    smart_reg_detach: str = "targets"
+    smart_bregman_mu: float = 0.0
+    # FreeLB (defaults: FreeLBConfig's, the published SST-2 launch script)
+    freelb_steps: int = 2
+    freelb_lr: float = 0.1
+    freelb_init_mag: float = 1.0
+    freelb_max_norm: float | None = 0.6
+    freelb_norm: str = "l2"
+    freelb_shared_dropout: bool = True
     max_length: int = 512  # fairseq --max-positions 512
     eval_steps: int | None = None  # None = once per epoch of the training data
     max_train_samples: int | None = None
@@ -127,6 +160,22 @@ class RunConfig:
         from r3f_utils import R3FConfig
 
         return R3FConfig(eps=self.eps, r3f_lambda=self.r3f_lambda, noise_type=self.noise_type)
+
+    def smart_config(self) -> Any:
+        """:class:`r3f_utils.SMARTConfig` for smart, None otherwise."""
+        if self.method != "smart":
+            return None
+        from r3f_utils.smart import SMARTConfig
+
+        return SMARTConfig(**{field: getattr(self, name) for name, field in SMART_PARAMETERS.items()})
+
+    def freelb_config(self) -> Any:
+        """:class:`r3f_utils.FreeLBConfig` for freelb, None otherwise."""
+        if self.method != "freelb":
+            return None
+        from r3f_utils.freelb import FreeLBConfig
+
+        return FreeLBConfig(**{field: getattr(self, name) for name, field in FREELB_PARAMETERS.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json, including the effective number of updates."""
@@ -167,6 +216,15 @@ def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> R
     _check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", cfg.dropout, "None or a fraction in [0, 1)")
     _check(cfg.longer_training_factor >= 1, "longer_training_factor", cfg.longer_training_factor, "a number >= 1")
     _check(not (cfg.fp16 and cfg.bf16), "fp16", cfg.fp16, "fp16 and bf16 exclude each other")
+    for method, build, names in (("smart", cfg.smart_config, SMART_PARAMETERS),
+                                 ("freelb", cfg.freelb_config, FREELB_PARAMETERS)):
+        if cfg.method == method:
+            try:
+                build()
+            except ValueError as err:  # name the notebook parameter, not only the config field
+                field_name = str(err).split(".", 1)[1].split(" ", 1)[0]
+                param = next((p for p, f in names.items() if f == field_name), f"{method}_*")
+                raise ValueError(f"parameter {param}={getattr(cfg, param, None)!r} is invalid: {err}") from None
     if cfg.profile == "paper":
         _check(not cfg.model_name.startswith("tiny-"), "model_name", cfg.model_name,
                "the paper profile needs a pretrained model (the registry row's model_name), not a tiny smoke model")
@@ -273,13 +331,22 @@ def build_trainer(
     best_metric: str,
     regression: bool = False,
 ) -> Trainer:
-    """An :class:`r3f_utils.R3FTrainer` (``r3f=None`` for standard/std++) that selects by ``best_metric``."""
+    """The method's trainer, selecting by ``best_metric``: :class:`r3f_utils.R3FTrainer` (``r3f=None`` for
+    standard/std++), :class:`r3f_utils.SMARTTrainer` or :class:`r3f_utils.FreeLBTrainer`."""
     args = build_training_arguments(cfg, best_metric=best_metric, num_train_examples=len(train_dataset))
     kwargs: dict[str, Any] = {
         "model": model, "args": args, "train_dataset": train_dataset, "eval_dataset": eval_dataset,
         "processing_class": tokenizer, "data_collator": DataCollatorWithPadding(tokenizer),
         "compute_metrics": build_compute_metrics(metrics, regression=regression),
     }
+    if cfg.method == "smart":
+        from r3f_utils.smart import SMARTTrainer
+
+        return SMARTTrainer(smart=cfg.smart_config(), **kwargs)
+    if cfg.method == "freelb":
+        from r3f_utils.freelb import FreeLBTrainer
+
+        return FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs)
     from r3f_utils.trainers import R3FTrainer
 
     return R3FTrainer(r3f=cfg.r3f_config(), **kwargs)
@@ -323,9 +390,11 @@ def run_extra(cfg: RunConfig, model: PreTrainedModel, train_summary: Mapping[str
     (so a test can check that R4F's head really is normalised in the finished run)."""
     from r3f_utils.r4f import head_spectral_norms, r4f_scope
 
+    adversarial = cfg.smart_config() or cfg.freelb_config()
     return {
         "method": cfg.method,
         "total_updates": cfg.total_updates,
+        **({"method_config": asdict(adversarial)} if adversarial is not None else {}),
         "train": dict(train_summary),
         "head": {"r4f_scope": r4f_scope(model), "parametrized": _parametrized(model),
                  "spectral_norms": head_spectral_norms(model)},

@@ -57,3 +57,21 @@ def test_seq2seq_bf16_step_on_cuda(tmp_path) -> None:
                                 train_dataset=_data(target=6), data_collator=default_data_collator)
     trainer.train()
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in trainer.state.log_history if "loss" in h)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("method", ["smart", "freelb"])
+def test_adversarial_baselines_train_on_cuda(method: str, precision: str, tmp_path) -> None:
+    """SMART's autograd.grad ascent and FreeLB's 1 + K scaled backward calls under CUDA autocast/GradScaler."""
+    from r3f_utils import FreeLBConfig, FreeLBTrainer, SMARTConfig, SMARTTrainer
+
+    model, _ = build_tiny_model("tiny-roberta", num_labels=2)
+    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=8, max_steps=8, report_to=[],
+                             save_strategy="no", logging_steps=2, **{precision: True})
+    kwargs = {"model": model, "args": args, "train_dataset": _data(), "data_collator": default_data_collator}
+    trainer = (SMARTTrainer(smart=SMARTConfig(ascent_steps=2), **kwargs) if method == "smart"
+               else FreeLBTrainer(freelb=FreeLBConfig(adv_steps=2), **kwargs))
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert logged and all(torch.isfinite(torch.tensor(h["loss"])) for h in logged)
+    assert next(model.parameters()).is_cuda

@@ -108,8 +108,8 @@ def test_run_config_validation_names_the_parameter() -> None:
     assert cfg.total_updates == 20 and cfg.r3f_config() is None  # std++: twice the updates, no R3F
     assert Path(cfg.data_dir).name == "glue"
     assert resolve_glue_config(**{**base, "method": "standard"}).total_updates == 10
-    with pytest.raises(ValueError, match=r"method='smart'.*choose one of"):
-        resolve_glue_config(**{**base, "method": "smart"})
+    with pytest.raises(ValueError, match=r"method='sam'.*choose one of"):
+        resolve_glue_config(**{**base, "method": "sam"})
     with pytest.raises(ValueError, match=r"learning_rate='1e-5'.*1\.0e-5"):
         resolve_glue_config(**{**base, "learning_rate": "1e-5"})
     with pytest.raises(TypeError, match="lamda"):
@@ -118,3 +118,22 @@ def test_run_config_validation_names_the_parameter() -> None:
         resolve_glue_config(**{**base, "profile": "paper"})
     with pytest.raises(ValueError, match="method='std\\+\\+'"):
         resolve_xnli_config(**{k: v for k, v in base.items() if k != "task"})
+
+
+def test_smart_and_freelb_parameters_reach_their_configs_and_bad_ones_are_named() -> None:
+    from r3f_utils import FreeLBConfig, SMARTConfig
+    from r3f_utils.experiments.glue import resolve_glue_config
+
+    base = {"task": "rte", "model_name": "tiny-roberta", "learning_rate": 1e-3, "max_updates": 10,
+            "batch_size": 8, "data_dir": "fixtures"}
+    smart = resolve_glue_config(**base, method="smart", smart_steps=2, smart_ascent_rule="mtdnn").smart_config()
+    assert smart == SMARTConfig(ascent_steps=2, ascent_rule="mtdnn")
+    freelb = resolve_glue_config(**base, method="freelb", freelb_steps=3, freelb_max_norm=None).freelb_config()
+    assert freelb == FreeLBConfig(adv_steps=3, max_norm=None)
+    assert resolve_glue_config(**base, method="r3f").smart_config() is None
+    with pytest.raises(ValueError, match=r"parameter smart_steps=0 is invalid: SMARTConfig\.ascent_steps"):
+        resolve_glue_config(**base, method="smart", smart_steps=0)
+    with pytest.raises(ValueError, match=r"parameter freelb_norm='l1' is invalid: FreeLBConfig\.norm"):
+        resolve_glue_config(**base, method="freelb", freelb_norm="l1")
+    with pytest.raises(ValueError, match=r"parameter freelb_lr=-0\.1 is invalid"):
+        resolve_glue_config(**base, method="freelb", freelb_lr=-0.1)
