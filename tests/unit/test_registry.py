@@ -87,7 +87,8 @@ def test_full_registry_loads_without_notebook_checks(rows):
     # + the released-code comparison rows, Table 1's formula at S = 2, 3, Figure 1's rows and Figures 3-5's rows
     # (one per study and GLUE method; no printed numbers)
     assert len([r for r in rows if r.table not in ("released-code", "1-s", "fig1", "fig3", "fig4", "fig5")]) == 101
-    assert {r.table for r in rows} == {"1", "1-s", "2a", "2b", "3", "4", "fig1", "released-code", "fig3", "fig4", "fig5"}
+    assert {r.table for r in rows} == {"1", "1-s", "2a", "2b", "3", "4", "fig1", "released-code",
+                                       "fig3", "fig4", "fig5"}
     assert all(r.notebook and r.parameters for r in rows if r.role == "target")
 
 
