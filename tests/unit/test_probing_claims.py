@@ -52,14 +52,15 @@ def test_fig5_r4f_retains_more_than_stdpp_holds_and_can_fail(registry):
 
 
 def test_fig3_max_of_r3f_r4f_against_standard_on_a_probed_task(registry):
-    claim = "fig3.rte.r3f_r4f_at_least_standard"
+    claim = "fig3.rte.r3f_r4f_at_least_standard_and_smart"
 
-    def runs(r3f: float, r4f: float, standard: float) -> list[ResultRecord]:
+    def runs(r3f: float, r4f: float, standard: float, smart: float = 40.0) -> list[ResultRecord]:
         return (seeds("fig3.r3f", 5, probe_rte=r3f) + seeds("fig3.r4f", 5, probe_rte=r4f)
-                + seeds("fig3.standard", 5, probe_rte=standard))
+                + seeds("fig3.smart", 5, probe_rte=smart) + seeds("fig3.standard", 5, probe_rte=standard))
 
     assert judge(registry, claim, runs(50.0, 60.0, 58.0))[claim][0] == "holds"  # one variant is enough
     assert judge(registry, claim, runs(50.0, 57.0, 58.0))[claim] == ("fails", True)
+    assert judge(registry, claim, runs(50.0, 60.0, 58.0, smart=61.0))[claim] == ("fails", True)  # SMART above
     assert judge(registry, claim, runs(50.0, 57.0, 58.0)[:-1])[claim][0] == "missing"  # 4 of 5 standard seeds
 
 
@@ -72,14 +73,16 @@ def test_fig4_and_fig2_claims_fail_when_the_ordering_is_reversed(registry):
     assert set(judge(registry, "fig4.*", ok).values()) == {("holds", False)}
     assert set(judge(registry, "fig4.*", bad).values()) == {("fails", True)}
 
-    def table2(r3f: float, r4f: float, stdpp: float) -> list[ResultRecord]:
+    def table2(r3f: float, r4f: float, stdpp: float, smart: float = 80.0) -> list[ResultRecord]:
         return (seeds("table2.rte.roberta_large_r3f", 10, accuracy=r3f)
                 + seeds("table2.rte.roberta_large_r4f", 10, accuracy=r4f)
-                + seeds("table2.rte.roberta_large_stdpp", 10, accuracy=stdpp))
+                + seeds("table2.rte.roberta_large_stdpp", 10, accuracy=stdpp)
+                + seeds("table2.rte.roberta_large_smart", 10, accuracy=smart))
 
     assert set(judge(registry, "fig2.rte.*", table2(88.0, 87.0, 86.0)).values()) == {("holds", False)}
     verdicts = judge(registry, "fig2.rte.*", table2(85.0, 85.5, 86.0))
     assert set(verdicts.values()) == {("fails", True)}
+    assert set(judge(registry, "fig2.rte.*", table2(88.0, 87.0, 86.0, smart=88.5)).values()) == {("fails", True)}
     records = table2(85.0, 85.5, 86.0)
     claims = select_claims(registry.claims, ["fig2.rte.*"])
     assert exit_code(check(select_rows(registry.rows, [], claims=claims), records, "paper", claims=claims)) == 1
