@@ -97,7 +97,9 @@ def collect_wall_times(batch_dir: str | Path, prefix: str = "fig1.") -> dict[str
     """``{metric: {method: [value per run]}}`` from every ``results.json`` under ``batch_dir`` whose row
     starts with ``prefix`` (the runner's layout: ``<batch>/<experiment>/seed-<k>/results.json``)."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for record in read_results(batch_dir):
+    # file by file: read_results(batch_dir) refuses a folder whose run is still going (no results.json yet)
+    records = [r for path in sorted(Path(batch_dir).rglob("results.json")) for r in read_results(path)]
+    for record in records:
         if not record.row.startswith(prefix):
             continue
         method = record.parameters.get("method", record.row.rsplit(".", 1)[-1])
