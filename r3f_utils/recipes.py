@@ -191,7 +191,19 @@ def expected_dataset(row: RegistryRow) -> DatasetRef | None:
     if notebook == "summarization.ipynb":
         spec = SUMMARIZATION_DATASETS[str(params.get("dataset"))]
         return DatasetRef(spec.hub_id, spec.config, split, spec.revision)
-    raise KeyError(row.notebook)  # a notebook this module does not describe (e.g. probing.ipynb)
+    if notebook == "probing.ipynb":  # every GLUE task the study fine-tunes on or probes
+        return DatasetRef(GLUE_HUB_ID, tuple(_probing_tasks(params)), split)
+    raise KeyError(row.notebook)  # a notebook this module does not describe
+
+
+def _probing_tasks(params: Mapping[str, Any]) -> list[str]:
+    """The GLUE tasks of a probing run (the notebook's defaults: the paper's tasks and chain)."""
+    from r3f_utils.experiments.probing import PAPER_CHAIN, PAPER_PROBE_TASKS
+
+    if params.get("experiment") == "generalization":
+        return list(dict.fromkeys([str(params.get("source_task", "sst2")),
+                                   *params.get("probe_tasks", PAPER_PROBE_TASKS)]))
+    return list(params.get("chain", PAPER_CHAIN))
 
 
 def _downloads(row: RegistryRow) -> list[Download]:
@@ -205,6 +217,9 @@ def _downloads(row: RegistryRow) -> list[Download]:
     if notebook in ("glue.ipynb", "wall_time.ipynb"):
         task = get_glue_task(str(ref.config))
         return [Download(ref.hub_id, task.name, s) for s in ("train", *(h for _, h in task.dev_splits))]
+    if notebook == "probing.ipynb":
+        tasks = [get_glue_task(c) for c in _configs(ref)]
+        return [Download(ref.hub_id, t.name, s) for t in tasks for s in ("train", *(h for _, h in t.dev_splits))]
     if notebook == "xnli.ipynb":
         return [Download(ref.hub_id, "en", "train"), Download(ref.hub_id, "en", "validation"),
                 *(Download(ref.hub_id, lang, "test") for lang in _configs(ref))]
