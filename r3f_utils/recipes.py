@@ -170,7 +170,10 @@ def _configs(ref: DatasetRef) -> tuple[str | None, ...]:
 
 
 def expected_dataset(row: RegistryRow) -> DatasetRef | None:
-    """The ``dataset`` the row's notebook loader reads (hub id, config(s), revision; split from the row)."""
+    """The ``dataset`` the row's notebook loader reads (hub id, config(s), revision; split from the row).
+
+    KeyError for a notebook this module does not describe (``probing.ipynb``: the row's dataset is listed as is).
+    """
     from r3f_utils.data.glue import GLUE_HUB_ID
     from r3f_utils.data.summarization import SUMMARIZATION_DATASETS
     from r3f_utils.data.xnli import XNLI_HUB_ID
@@ -181,14 +184,26 @@ def expected_dataset(row: RegistryRow) -> DatasetRef | None:
     params = row.parameters
     if notebook == "compute_cost.ipynb":
         return None
-    if notebook == "glue.ipynb":
+    if notebook in ("glue.ipynb", "wall_time.ipynb"):  # Figure 1 trains through the GLUE steps
         return DatasetRef(GLUE_HUB_ID, str(params.get("task")), split)
     if notebook == "xnli.ipynb":
         return DatasetRef(XNLI_HUB_ID, tuple(params.get("languages") or XNLI_LANGUAGES), split)
     if notebook == "summarization.ipynb":
         spec = SUMMARIZATION_DATASETS[str(params.get("dataset"))]
         return DatasetRef(spec.hub_id, spec.config, split, spec.revision)
-    raise ValueError(f"row '{row.id}': no loader known for notebook {row.notebook!r}")
+    if notebook == "probing.ipynb":  # every GLUE task the study fine-tunes on or probes
+        return DatasetRef(GLUE_HUB_ID, tuple(_probing_tasks(params)), split)
+    raise KeyError(row.notebook)  # a notebook this module does not describe
+
+
+def _probing_tasks(params: Mapping[str, Any]) -> list[str]:
+    """The GLUE tasks of a probing run (the notebook's defaults: the paper's tasks and chain)."""
+    from r3f_utils.experiments.probing import PAPER_CHAIN, PAPER_PROBE_TASKS
+
+    if params.get("experiment") == "generalization":
+        return list(dict.fromkeys([str(params.get("source_task", "sst2")),
+                                   *params.get("probe_tasks", PAPER_PROBE_TASKS)]))
+    return list(params.get("chain", PAPER_CHAIN))
 
 
 def _downloads(row: RegistryRow) -> list[Download]:
@@ -199,9 +214,12 @@ def _downloads(row: RegistryRow) -> list[Download]:
     if ref is None:
         return []
     notebook = (row.notebook or "").rsplit("/", 1)[-1]
-    if notebook == "glue.ipynb":
+    if notebook in ("glue.ipynb", "wall_time.ipynb"):
         task = get_glue_task(str(ref.config))
         return [Download(ref.hub_id, task.name, s) for s in ("train", *(h for _, h in task.dev_splits))]
+    if notebook == "probing.ipynb":
+        tasks = [get_glue_task(c) for c in _configs(ref)]
+        return [Download(ref.hub_id, t.name, s) for t in tasks for s in ("train", *(h for _, h in t.dev_splits))]
     if notebook == "xnli.ipynb":
         return [Download(ref.hub_id, "en", "train"), Download(ref.hub_id, "en", "validation"),
                 *(Download(ref.hub_id, lang, "test") for lang in _configs(ref))]
@@ -209,13 +227,21 @@ def _downloads(row: RegistryRow) -> list[Download]:
     return [Download(spec.hub_id, spec.config, s, spec.revision) for s in spec.hub_splits]
 
 
+def _method_cost(method: str, params: Mapping[str, Any]) -> float | None:
+    """Cost per step relative to standard fine-tuning (Table 1: xFP 3; R3F/R4F 4; SMART/FreeLB 3 + 3S)."""
+    if method in ("smart", "freelb"):
+        return 1.0 + float(params.get(f"{method}_steps", 1))
+    return METHOD_COST.get(method)
+
+
 def _gpu_hours(model: str, method: str, examples: float, enc_tokens: float, dec_tokens: float,
-               micro_batch: int) -> float | None:
+               micro_batch: int, params: Mapping[str, Any] | None = None) -> float | None:
     """Training GPU-hours; ``*_tokens`` per example (padding included), ``micro_batch`` examples per forward."""
-    if model not in NON_EMBEDDING_PARAMS or method not in METHOD_COST:
+    cost = _method_cost(method, params or {})
+    if model not in NON_EMBEDDING_PARAMS or cost is None:
         return None
     encoder, decoder = NON_EMBEDDING_PARAMS[model]
-    flops = 6 * (encoder * enc_tokens + decoder * dec_tokens) * examples * METHOD_COST[method]
+    flops = 6 * (encoder * enc_tokens + decoder * dec_tokens) * examples * cost
     utilisation = GPU[2] * min(1.0, micro_batch * (enc_tokens + dec_tokens) / FULL_USE_TOKENS)
     return flops / (GPU[1] * utilisation) / 3600
 
@@ -252,7 +278,14 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
     desc = RecipeDescription(row.id, row.experiment, row.notebook, problems=_dataset_problems(row))
     if row.role != "target" or row.notebook is None:
         return desc
-    expected = expected_dataset(row)
+    try:
+        expected = expected_dataset(row)
+    except KeyError:  # not described here (probing: several GLUE tasks per run): the row's own dataset only
+        ref = row.dataset
+        if ref is not None:
+            desc.downloads = [Download(ref.hub_id, c, sp, ref.revision) for c in _configs(ref)
+                              for sp in (ref.split if isinstance(ref.split, tuple) else (ref.split,))]
+        return desc
     if expected != row.dataset:
         desc.problems.append(f"dataset is {row.dataset}, but its notebook's loader reads {expected}: "
                              "write the loader's hub_id/config/revision in the row")
@@ -260,13 +293,14 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
     params = row.parameters_for(profile)
     notebook = row.notebook.rsplit("/", 1)[-1]
     model, method = str(params.get("model_name")), str(params.get("method"))
-    if notebook in ("glue.ipynb", "xnli.ipynb"):
+    if notebook in ("glue.ipynb", "xnli.ipynb", "wall_time.ipynb"):
         factor = float(params.get("longer_training_factor", 2.0)) if method == "std++" else 1.0
         desc.updates = max(1, round(int(params["max_updates"]) * factor))
         examples = desc.updates * int(params["batch_size"])
         train, tokens = GLUE_STATS["xnli" if notebook == "xnli.ipynb" else str(params["task"])]
         desc.epochs = examples / train
-        desc.gpu_hours = _gpu_hours(model, method, examples, tokens * PADDING_FACTOR, 0.0, int(params["batch_size"]))
+        desc.gpu_hours = _gpu_hours(model, method, examples, tokens * PADDING_FACTOR, 0.0, int(params["batch_size"]),
+                                    params)
     elif notebook == "summarization.ipynb":
         dataset = str(params["dataset"])
         desc.updates = int(params["max_updates"])

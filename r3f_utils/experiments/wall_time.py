@@ -24,7 +24,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from r3f_utils.results import RESULTS_FILENAME, read_results
+from r3f_utils.results import read_results
 
 __all__ = ["METHOD_ORDER", "WallTimeCallback", "collect_wall_times", "plot_wall_time", "wall_time_metrics"]
 
@@ -97,9 +97,8 @@ def collect_wall_times(batch_dir: str | Path, prefix: str = "fig1.") -> dict[str
     """``{metric: {method: [value per run]}}`` from every ``results.json`` under ``batch_dir`` whose row
     starts with ``prefix`` (the runner's layout: ``<batch>/<experiment>/seed-<k>/results.json``)."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    # the finished runs so far, file by file: under `reproduce --jobs N` other runs of the batch are still going,
-    # which read_results(batch_dir) would refuse as interrupted
-    records = [r for path in sorted(Path(batch_dir).rglob(RESULTS_FILENAME)) for r in read_results(path)]
+    # file by file: read_results(batch_dir) refuses a folder whose run is still going (no results.json yet)
+    records = [r for path in sorted(Path(batch_dir).rglob("results.json")) for r in read_results(path)]
     for record in records:
         if not record.row.startswith(prefix):
             continue

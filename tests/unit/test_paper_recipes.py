@@ -181,6 +181,8 @@ def test_cpu_profile_rows_run_minilm_with_their_own_pins_and_compare_the_release
                                                 "table2.sst2.roberta_large_r4f",
                                                 "released.sst2.roberta_large_r3f_noise_none"}
     for row in cpu_rows:
+        if row.table.startswith("fig"):
+            continue  # Figure 1's cpu runs measure wall time (no pinned numbers; issue 9)
         assert row.parameters_for("cpu")["model_name"] == "minilm" != row.parameters_for("smoke").get("model_name")
         assert row.cpu.expected and row.cpu.tolerance and row.cpu.expected != row.smoke.expected, row.id
     released, paper = rows["released.sst2.roberta_large_r3f_noise_none"], rows["table2a.sst2.roberta_large_r3f"]

@@ -53,6 +53,8 @@ def test_violin_plot_of_a_batch(tmp_path) -> None:
                           parameters={"method": method})
     write_results(tmp_path / "table1.standard" / "seed-1", row="table1.standard", profile="smoke", seed=1,
                   metrics={"forward_passes": 1.0}, parameters={"method": "standard"})
+    (tmp_path / "fig1.sst2.r4f" / "seed-1").mkdir(parents=True)  # a run still going: notebook, no results yet
+    (tmp_path / "fig1.sst2.r4f" / "seed-1" / "notebook.ipynb").write_text("{}")
     values = wt.collect_wall_times(tmp_path)
     assert values["wall_time_to_best"] == {"r3f": [11.0, 12.0], "smart": [21.0, 22.0]}
     path = wt.plot_wall_time(tmp_path)
