@@ -9,6 +9,8 @@ the launcher; ``reproduce`` then checks the batch folder as before.
 ``local``: ``--jobs N`` processes at once (default: one per visible GPU; on CPU ``os.cpu_count() //`` the
 threads one run uses: 1 for the smoke profile's tiny models). On GPUs each worker gets one device through
 ``CUDA_VISIBLE_DEVICES``; CPU workers of the cpu/paper profiles split the cores with ``OMP_NUM_THREADS``.
+Each worker forks the fresh kernels of the package's notebooks from a zygote that imported torch & co once
+(:mod:`r3f_utils.warm_kernel`; ``--cold-kernels`` turns it off).
 
 ``slurm``: one array of jobs (partition, time, GPUs per job... from flags or a YAML file), submitted with
 submitit, which also has a local executor (``executor: local``) that runs the same submission path without
@@ -19,19 +21,22 @@ still queued or running alone and resubmits the seeds whose job died.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .package_data import notebooks_dir
 from .results import RESULTS_FILENAME
 from .runner import Job, JobOutcome, RunnerError, run_jobs
 
@@ -91,23 +96,49 @@ def slot_environments(jobs: int, profile: str, gpus: Sequence[str] | None = None
     gpus = visible_gpus() if gpus is None else list(gpus)
     if gpus and _uses_gpus(profile):
         return [{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(jobs)]
-    env = {"CUDA_VISIBLE_DEVICES": ""}
-    if profile != "smoke":  # tiny smoke models set one thread themselves
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    return [dict(env) for _ in range(jobs)]
+    if profile == "smoke":  # the runner keeps smoke on CPU (unless the caller says otherwise); 1 thread per model
+        return [{} for _ in range(jobs)]
+    return [{"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))} for _ in range(jobs)]
 
 
-_slot: dict[str, str] = {}
+_worker: dict[str, Any] = {"warm_kernel": None}
 
 
-def _init_worker(slots: Any) -> None:
-    """Pool initializer: take one slot's environment for the life of this worker."""
-    _slot.update(slots.get())
-    os.environ.update(_slot)
+@contextlib.contextmanager
+def _warm(profile: str, kernel_name: str, enabled: bool) -> Iterator[str]:
+    """A zygote for fresh kernels with the imports done (:mod:`r3f_utils.warm_kernel`), when the default
+    kernel is asked for; else ``kernel_name`` as it is."""
+    if not enabled or kernel_name != "python3":
+        yield kernel_name
+        return
+    from .runner import _kernel_environment
+    from .warm_kernel import warm_kernels
+
+    with _kernel_environment(profile), warm_kernels() as name:  # the zygote gets the kernels' environment
+        yield name
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a pool worker: exit when ``reproduce`` is gone (killed): the run in flight and its kernel stop too."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _init_worker(slots: Any, profile: str, kernel_name: str, warm: bool) -> None:
+    """Pool initializer: take one slot's environment (its GPU) and start its kernel zygote, for the worker's life."""
+    from multiprocessing.util import Finalize
+
+    os.environ.update(slots.get())
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    stack = contextlib.ExitStack()
+    _worker["warm_kernel"] = stack.enter_context(_warm(profile, kernel_name, warm))
+    Finalize(None, stack.close, exitpriority=10)  # stop the zygote, remove its folder when the worker exits
 
 
 def _execute(job: Job, batch_dir: Path, resume: bool, kernel_name: str) -> JobOutcome:
     """One job, the runner's way (in a pool worker or a SLURM job)."""
+    kernel_name = _worker["warm_kernel"] or kernel_name
     outcome = run_jobs([job], batch_dir, resume=resume, kernel_name=kernel_name, show_progress=False)[0]
     outcome.extra.setdefault("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
     return outcome
@@ -122,18 +153,27 @@ def run_local(
     kernel_name: str = "python3",
     show_progress: bool = True,
     gpus: Sequence[str] | None = None,
+    warm_kernels: bool = True,
 ) -> list[JobOutcome]:
-    """Run ``jobs`` with up to ``n_jobs`` at once (default :func:`default_jobs`); outcomes in job order."""
+    """Run ``jobs`` with up to ``n_jobs`` at once (default :func:`default_jobs`); outcomes in job order.
+
+    ``warm_kernels``: each worker forks its fresh kernels from a process that imported torch & co once
+    (:mod:`r3f_utils.warm_kernel`; only for the default ``python3`` kernel).
+    """
     if not jobs:
         return []
     profile = jobs[0].profile
+    # the zygote preloads what the package's experiment notebooks import; other notebooks start cold
+    notebooks = notebooks_dir().resolve()
+    warm_kernels = warm_kernels and all(j.notebook.resolve().parent == notebooks for j in jobs)
     n_jobs = n_jobs or default_jobs(profile, gpus)
     envs = slot_environments(min(n_jobs, len(jobs)), profile, gpus)
     if len(envs) == 1:  # no pool: this process, pinned like a worker
         saved = {k: os.environ.get(k) for k in envs[0]}
         os.environ.update(envs[0])
         try:
-            return run_jobs(jobs, batch_dir, resume=resume, kernel_name=kernel_name, show_progress=show_progress)
+            with _warm(profile, kernel_name, warm_kernels) as name:
+                return run_jobs(jobs, batch_dir, resume=resume, kernel_name=name, show_progress=show_progress)
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -150,7 +190,8 @@ def run_local(
     for env in envs:
         slots.put(env)
     outcomes: dict[int, JobOutcome] = {}
-    pool = ProcessPoolExecutor(len(envs), mp_context=context, initializer=_init_worker, initargs=(slots,))
+    pool = ProcessPoolExecutor(len(envs), mp_context=context, initializer=_init_worker,
+                               initargs=(slots, profile, kernel_name, warm_kernels))
     try:
         with tqdm(total=len(jobs), desc=f"reproduce ({len(envs)} at once)", unit="run", file=sys.stderr,
                   disable=not show_progress) as bar:
@@ -162,8 +203,10 @@ def run_local(
                     bar.write(f"FAILED {outcome.job.folder}: {outcome.error}")
                 bar.set_postfix_str(str(outcome.job.folder))
                 bar.update()
-    except BaseException:  # Ctrl-C or an error: start nothing more (a terminal's Ctrl-C also stops the runs)
+    except BaseException:  # Ctrl-C or an error: start nothing more and stop the runs in flight
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # queued calls too
+            process.terminate()  # its kernel goes with it (warm: the stand-in kills it; cold: parent poller)
         raise
     pool.shutdown()
     return [outcomes[i] for i in range(len(jobs))]
@@ -378,6 +421,8 @@ def add_arguments(parser: Any) -> None:
                         help="local: a pool of processes on this machine (default); slurm: a SLURM job array")
     parser.add_argument("--jobs", type=int, metavar="N",
                         help="local: runs at once (default: one per visible GPU; on CPU one per core for smoke)")
+    parser.add_argument("--cold-kernels", action="store_true",
+                        help="local: start every kernel from scratch instead of forking it from a warm zygote")
     group = parser.add_argument_group("slurm launcher (flags override --slurm-config)")
     group.add_argument("--slurm-config", metavar="FILE", help="YAML of SlurmOptions (partition, time_min, ...)")
     group.add_argument("--partition")
@@ -399,7 +444,8 @@ def from_args(args: Any) -> Any:
             raise RunnerError(f"--jobs must be at least 1, not {args.jobs}")
 
         def launch_local(jobs: Sequence[Job], batch_dir: Path, *, resume: bool, kernel_name: str) -> list[JobOutcome]:
-            return run_local(jobs, batch_dir, n_jobs=args.jobs, resume=resume, kernel_name=kernel_name)
+            return run_local(jobs, batch_dir, n_jobs=args.jobs, resume=resume, kernel_name=kernel_name,
+                             warm_kernels=not args.cold_kernels)
 
         return launch_local
     options = read_slurm_options(args.slurm_config, partition=args.partition, time_min=args.time_min,

@@ -181,7 +181,7 @@ def expected_dataset(row: RegistryRow) -> DatasetRef | None:
     params = row.parameters
     if notebook == "compute_cost.ipynb":
         return None
-    if notebook == "glue.ipynb":
+    if notebook in ("glue.ipynb", "wall_time.ipynb"):  # Figure 1 trains through the GLUE steps
         return DatasetRef(GLUE_HUB_ID, str(params.get("task")), split)
     if notebook == "xnli.ipynb":
         return DatasetRef(XNLI_HUB_ID, tuple(params.get("languages") or XNLI_LANGUAGES), split)
@@ -199,7 +199,7 @@ def _downloads(row: RegistryRow) -> list[Download]:
     if ref is None:
         return []
     notebook = (row.notebook or "").rsplit("/", 1)[-1]
-    if notebook == "glue.ipynb":
+    if notebook in ("glue.ipynb", "wall_time.ipynb"):
         task = get_glue_task(str(ref.config))
         return [Download(ref.hub_id, task.name, s) for s in ("train", *(h for _, h in task.dev_splits))]
     if notebook == "xnli.ipynb":
@@ -209,13 +209,21 @@ def _downloads(row: RegistryRow) -> list[Download]:
     return [Download(spec.hub_id, spec.config, s, spec.revision) for s in spec.hub_splits]
 
 
+def _method_cost(method: str, params: Mapping[str, Any]) -> float | None:
+    """Cost per step relative to standard fine-tuning (Table 1: xFP 3; R3F/R4F 4; SMART/FreeLB 3 + 3S)."""
+    if method in ("smart", "freelb"):
+        return 1.0 + float(params.get(f"{method}_steps", 1))
+    return METHOD_COST.get(method)
+
+
 def _gpu_hours(model: str, method: str, examples: float, enc_tokens: float, dec_tokens: float,
-               micro_batch: int) -> float | None:
+               micro_batch: int, params: Mapping[str, Any] | None = None) -> float | None:
     """Training GPU-hours; ``*_tokens`` per example (padding included), ``micro_batch`` examples per forward."""
-    if model not in NON_EMBEDDING_PARAMS or method not in METHOD_COST:
+    cost = _method_cost(method, params or {})
+    if model not in NON_EMBEDDING_PARAMS or cost is None:
         return None
     encoder, decoder = NON_EMBEDDING_PARAMS[model]
-    flops = 6 * (encoder * enc_tokens + decoder * dec_tokens) * examples * METHOD_COST[method]
+    flops = 6 * (encoder * enc_tokens + decoder * dec_tokens) * examples * cost
     utilisation = GPU[2] * min(1.0, micro_batch * (enc_tokens + dec_tokens) / FULL_USE_TOKENS)
     return flops / (GPU[1] * utilisation) / 3600
 
@@ -260,13 +268,14 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
     params = row.parameters_for(profile)
     notebook = row.notebook.rsplit("/", 1)[-1]
     model, method = str(params.get("model_name")), str(params.get("method"))
-    if notebook in ("glue.ipynb", "xnli.ipynb"):
+    if notebook in ("glue.ipynb", "xnli.ipynb", "wall_time.ipynb"):
         factor = float(params.get("longer_training_factor", 2.0)) if method == "std++" else 1.0
         desc.updates = max(1, round(int(params["max_updates"]) * factor))
         examples = desc.updates * int(params["batch_size"])
         train, tokens = GLUE_STATS["xnli" if notebook == "xnli.ipynb" else str(params["task"])]
         desc.epochs = examples / train
-        desc.gpu_hours = _gpu_hours(model, method, examples, tokens * PADDING_FACTOR, 0.0, int(params["batch_size"]))
+        desc.gpu_hours = _gpu_hours(model, method, examples, tokens * PADDING_FACTOR, 0.0, int(params["batch_size"]),
+                                    params)
     elif notebook == "summarization.ipynb":
         dataset = str(params["dataset"])
         desc.updates = int(params["max_updates"])

@@ -27,7 +27,9 @@ __all__ = [
     "CLAIM_RELATIONS",
     "COMMON_PARAMETERS",
     "DEFAULT_REGISTRY",
+    "GLUE_TASK_NAMES",
     "METRIC_NAMES",
+    "PROBE_MAX_CYCLES",
     "PROFILES",
     "ROLES",
     "SCHEMA_VERSIONS",
@@ -51,6 +53,24 @@ __all__ = [
 
 DEFAULT_REGISTRY = registry_path()  # the checkout's own file, else the copy shipped in the wheel
 
+GLUE_TASK_NAMES = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola", "sst2", "stsb")
+PROBE_MAX_CYCLES = 5  # Figure 5's cyclic chain: metric names exist for cycles 1..5
+
+
+def _probing_metric_names() -> dict[str, tuple[str, bool]]:
+    """Metric names of the probing studies (Figures 3-5; ``r3f_utils.experiments.probing``)."""
+    names: dict[str, tuple[str, bool]] = {}
+    for t in GLUE_TASK_NAMES:
+        names[f"probe_{t}"] = (f"dev metric x100 of a probe on {t} over the frozen fine-tuned encoder", True)
+        names[f"probe_after_{t}"] = (f"dev metric x100 of the source-task probe after the {t} stage", True)
+        for c in range(1, PROBE_MAX_CYCLES + 1):
+            names[f"probe_c{c}_{t}"] = (f"dev metric x100 of the {t} probe in cycle {c} of the cyclic chain", True)
+    names["probe_final"] = ("dev metric x100 of the source-task probe after the last stage of the chain", True)
+    names["probe_drop"] = ("source-task probe after the first stage minus after the last (x100 points)", False)
+    names["probe_mean"] = ("mean of the run's probe metrics x100", True)
+    return names
+
+
 XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 
 # metric name -> (what it measures, higher is better)
@@ -73,6 +93,7 @@ METRIC_NAMES: dict[str, tuple[str, bool]] = {
     "cost_xfp": ("cost per training step in forward-pass units (a backward pass costs 2)", False),
     "wall_time_to_best": ("training seconds to the best checkpoint (Figure 1)", False),
     "seconds_per_epoch": ("training seconds per epoch of the training data", False),
+    **_probing_metric_names(),
 }
 
 # aggregation name -> (operation over seeds, number of seeds the paper used)

@@ -26,7 +26,6 @@ import yaml
 
 __all__ = ["FAMILIES", "TrainError", "notebook_defaults", "resolve_parameters", "run_training"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("glue", "xnli", "summarization")  # notebooks/<family>.ipynb; probing joins when its notebook exists
 
 
@@ -35,10 +34,12 @@ class TrainError(ValueError):
 
 
 def notebook_path(family: str) -> Path:
-    """``notebooks/<family>.ipynb`` of this checkout."""
+    """``notebooks/<family>.ipynb`` (the checkout's, or the copy in the wheel)."""
     if family not in FAMILIES:
         raise TrainError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
-    return REPO_ROOT / "notebooks" / f"{family}.ipynb"
+    from .package_data import notebooks_dir
+
+    return notebooks_dir() / f"{family}.ipynb"
 
 
 def notebook_defaults(notebook: Path) -> dict[str, Any]:
@@ -46,8 +47,7 @@ def notebook_defaults(notebook: Path) -> dict[str, Any]:
     import papermill
 
     if not notebook.is_file():
-        raise TrainError(f"{notebook} does not exist: the defaults of a family are its notebook's parameters cell "
-                         "(a pip-installed package has no notebooks/: pass every parameter with --params)")
+        raise TrainError(f"{notebook} does not exist: the defaults of a family are its notebook's parameters cell")
     defaults = {}
     for name, spec in papermill.inspect_notebook(str(notebook)).items():
         try:

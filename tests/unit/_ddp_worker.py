@@ -42,6 +42,6 @@ torch.save(drawn, out / f"noise-rank{rank}.pt")
 r3f_utils.noise.sample_noise = real_noise
 
 family, params = resolve_parameters(
-    "glue", overrides=["max_updates=4", "eval_steps=2", "max_train_samples=16", f"output_dir={out / 'train-glue'}"]
+    "glue", overrides=["max_updates=4", "eval_steps=4", "max_train_samples=16", f"output_dir={out / 'train-glue'}"]
 )
 run_training(family, params)

@@ -28,6 +28,7 @@ def _readme_commands() -> set[str]:
             command = line.split("  #")[0].strip()  # the README aligns its comments after two spaces
             if command:
                 lines.add(command)
+                lines.update(part.strip() for part in command.split(" && "))  # `install && run`: both documented
     return lines
 
 

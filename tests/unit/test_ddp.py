@@ -62,3 +62,20 @@ def test_train_entry_runs_under_torchrun(ddp_run) -> None:
     assert results["extra"]["train"]["global_step"] == 4
     assert set(results["metrics"]) == {"accuracy"}
     assert not (run / "checkpoints").exists()  # rank 0 removed them after every rank finished
+
+
+def test_seq2seq_kl_over_the_step_sums_to_the_whole_batch_loss() -> None:
+    from r3f_utils.r3f import r3f_seq2seq_loss
+
+    g = torch.Generator().manual_seed(0)
+    clean, noised = torch.randn(4, 5, 7, generator=g), torch.randn(4, 5, 7, generator=g)
+    labels = torch.randint(0, 7, (4, 5), generator=g)
+    labels[:2, 1:] = -100  # two short targets, two long ones: tokens per sequence differ between the halves
+    kw = {"r3f_lambda": 1.0, "label_smoothing": 0.1}
+    whole = r3f_seq2seq_loss(clean, noised, labels, **kw).loss
+    tokens, halves = labels.ne(-100).sum(), (slice(0, 2), slice(2, 4))
+    step = sum(r3f_seq2seq_loss(clean[h], noised[h], labels[h], num_items=tokens, num_sequences=4, **kw).loss
+               for h in halves)
+    micro = sum(r3f_seq2seq_loss(clean[h], noised[h], labels[h], num_items=tokens, **kw).loss for h in halves)
+    assert step == pytest.approx(whole.item(), rel=1e-6)  # seq2seq_kl_batch="step": one device, whole batch
+    assert abs(micro - whole).item() > 1e-3  # "micro_batch" (fairseq under --update-freq / DDP) differs here

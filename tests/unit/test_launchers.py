@@ -4,6 +4,7 @@ run here with submitit's local executor (the same submission path, no SLURM). To
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def test_slot_environments_pin_one_device_per_worker(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert slot_environments(3, "paper", gpus=["4", "6"]) == [
         {"CUDA_VISIBLE_DEVICES": "4"}, {"CUDA_VISIBLE_DEVICES": "6"}, {"CUDA_VISIBLE_DEVICES": "4"}]
-    assert slot_environments(2, "smoke", gpus=["0"]) == [{"CUDA_VISIBLE_DEVICES": ""}] * 2
-    assert slot_environments(2, "cpu", gpus=[]) == [{"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "4"}] * 2
+    assert slot_environments(2, "smoke", gpus=["0"]) == [{}, {}]  # smoke stays on CPU, 1 thread per tiny model
+    assert slot_environments(2, "cpu", gpus=[]) == [{"OMP_NUM_THREADS": "4"}] * 2  # the cores split between runs
     with pytest.raises(RunnerError, match="--jobs must be at least 1"):
         slot_environments(0, "smoke", gpus=[])
 
@@ -107,3 +108,18 @@ def test_slurm_array_two_rows_two_seeds_killed_job_resumed(tmp_path, capsys) -> 
     record_after = json.loads((tmp_path / LAUNCHER_RECORD).read_text())
     changed = {k for k in record["jobs"] if record["jobs"][k] != record_after["jobs"][k]}
     assert changed == {str(victim_job.folder)}  # only the killed seed was submitted again
+
+
+def test_warm_kernel_zygote_runs_notebooks_in_forked_kernels(tmp_path) -> None:
+    from r3f_utils.runner import _kernel_environment, run_jobs
+    from r3f_utils.warm_kernel import KERNEL_NAME, SOCKET_ENV, warm_kernels
+
+    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY, seeds=2)
+    with _kernel_environment("smoke"), warm_kernels(preload=("ipykernel.kernelapp",)) as name:
+        socket_path = Path(os.environ[SOCKET_ENV])
+        assert name == KERNEL_NAME and socket_path.exists()  # the zygote is up
+        outcomes = run_jobs(jobs, tmp_path, kernel_name=name, show_progress=False)
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    values = [json.loads((o.run_dir / "results.json").read_text())["metrics"]["accuracy"] for o in outcomes]
+    assert values == [50.0, 52.0]  # seed 1 and 2 of toy.single (smoke step 2.0): each kernel got its parameters
+    assert not socket_path.exists() and SOCKET_ENV not in os.environ  # zygote stopped, environment restored

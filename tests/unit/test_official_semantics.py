@@ -108,8 +108,9 @@ def test_noise_type_none_second_pass_is_a_clean_pass_with_fresh_dropout(tmp_path
     inputs = {**tok(TEXTS[:4], padding=True, return_tensors="pt"), "labels": torch.tensor([0, 1, 0, 1])}
     features = {k: v for k, v in inputs.items() if k != "labels"}
     model.train()
+    trainer = R3FTrainer(model=model, args=args, r3f=R3FConfig(noise_type="none"))
     for noise_type, pass_mode in (("none", "separate"), ("none", "concat"), ("uniform", "separate")):
-        trainer = R3FTrainer(model=model, args=args, r3f=R3FConfig(noise_type=noise_type, pass_mode=pass_mode))
+        trainer.r3f = R3FConfig(noise_type=noise_type, pass_mode=pass_mode)  # one Trainer (slow to build)
         torch.manual_seed(1)
         result, outputs = trainer._r3f_loss(model, inputs, None)
         torch.manual_seed(1)

@@ -84,9 +84,11 @@ def _paper_numbers() -> dict[str, list[float]]:
 
 
 def test_full_registry_loads_without_notebook_checks(rows):
-    # + the released-code comparison rows, Table 1's formula at S = 2, 3 and Figure 1's rows (no printed numbers)
-    assert len([r for r in rows if r.table not in ("released-code", "1-s", "fig1")]) == 101
-    assert {r.table for r in rows} == {"1", "1-s", "2a", "2b", "3", "4", "fig1", "released-code"}
+    # + the released-code comparison rows, Table 1's formula at S = 2, 3, Figure 1's rows and Figures 3-5's rows
+    # (one per study and GLUE method; no printed numbers)
+    assert len([r for r in rows if r.table not in ("released-code", "1-s", "fig1", "fig3", "fig4", "fig5")]) == 101
+    assert {r.table for r in rows} == {"1", "1-s", "2a", "2b", "3", "4", "fig1", "released-code",
+                                       "fig3", "fig4", "fig5"}
     assert all(r.notebook and r.parameters for r in rows if r.role == "target")
 
 
@@ -98,6 +100,7 @@ def test_registry_holds_every_printed_number(rows):
         registered = [v for r in rows if r.table == table for v in r.metrics.values()]
         assert sorted(registered) == sorted(values), table
     assert sum(len(r.metrics) for r in rows if r.table in paper) == sum(EXPECTED_NUMBERS.values()) == 228
+    assert all(v is None for r in rows if r.table.startswith("fig") for v in r.metrics.values())
 
 
 def test_full_registry_with_notebook_checks():

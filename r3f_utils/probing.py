@@ -1,0 +1,280 @@
+"""Probing a frozen encoder: the measurement behind the paper's representational-collapse figures (3-5).
+
+The paper "follow[s] probing methodology by first freezing the representations from the model trained on one
+task and then fine-tuning a linear layer on top of the model for another task". The early official criterion
+had ``--freeze-encoder``: "Freeze encoder weights and disable encoder dropout during training". Read
+literally, that is:
+
+* the whole encoder (``model.base_model``: embeddings and every layer) is frozen, in ``eval()`` mode (dropout
+  off) and run under ``torch.no_grad()``;
+* a fresh probe is trained on its final ``<s>`` (BERT: ``[CLS]``) state, the input of fairseq's
+  classification head. ``head="linear"`` (default, the paper's "a linear layer") is one ``nn.Linear(d,
+  n_labels)``; ``head="full_head"`` is fairseq's ``RobertaClassificationHead`` shape (dropout, dense d x d,
+  tanh, dropout, out_proj), a named option because which one the authors used is not published.
+
+Because the encoder is frozen and dropout is off, its features are a fixed function of the input: they are
+computed once (:func:`extract_features`) and the probe is fit on the cache with its own short training loop
+(:func:`fit_probe`). That is exactly equivalent to training the probe on top of the frozen model, and much
+cheaper. The encoder's parameters are never touched (a test checks they are bit-identical afterwards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "POOLINGS",
+    "PROBE_HEADS",
+    "FullHead",
+    "ProbeConfig",
+    "ProbeResult",
+    "build_probe",
+    "encoder_of",
+    "extract_features",
+    "fit_probe",
+    "frozen",
+    "majority_baseline",
+    "probe_encoder",
+]
+
+PROBE_HEADS = ("linear", "full_head")
+POOLINGS = ("first", "mean")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How a probe is trained. The paper's probe hyper-parameters are NOT FOUND; these defaults are ours."""
+
+    head: str = "linear"  # linear (the paper's "a linear layer") | full_head (fairseq's classification head shape)
+    pooling: str = "first"  # first: the final <s>/[CLS] state (fairseq's head input) | mean: mean over tokens
+    learning_rate: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    dropout: float = 0.1  # full_head only (the linear probe has no dropout)
+    feature_batch_size: int = 64  # examples per forward pass of the frozen encoder
+    max_train_samples: int | None = None  # keep the first N training examples of the probed task
+    bf16: bool = False  # run the frozen encoder under bf16 autocast on a GPU (features are stored in float32)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, name: str, allowed: str) -> None:
+            if not ok:
+                raise ValueError(f"probe parameter {name}={getattr(self, name)!r} is invalid: {allowed}")
+
+        check(self.head in PROBE_HEADS, "head", f"choose one of {list(PROBE_HEADS)}")
+        check(self.pooling in POOLINGS, "pooling", f"choose one of {list(POOLINGS)}")
+        check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0, "learning_rate",
+              "a positive number")
+        for name in ("epochs", "batch_size", "feature_batch_size"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, name, "a positive integer")
+        check(self.max_train_samples is None or (isinstance(self.max_train_samples, int)
+                                                 and self.max_train_samples > 0),
+              "max_train_samples", "None or a positive integer")
+        check(self.weight_decay >= 0, "weight_decay", "a non-negative number")
+        check(0 <= self.dropout < 1, "dropout", "a fraction in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings for results.json."""
+        return asdict(self)
+
+
+def encoder_of(model: nn.Module) -> nn.Module:
+    """The encoder a probe reads: ``model.base_model`` of a Hugging Face sequence classifier (RobertaModel,
+    BertModel, ...), i.e. everything except the task head."""
+    base = getattr(model, "base_model", None)
+    if base is None or base is model:
+        raise ValueError(f"{type(model).__name__} has no separate base_model (encoder) to probe; pass a "
+                         "Hugging Face *ForSequenceClassification model or its encoder")
+    return base
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Freeze ``module`` (``requires_grad=False``, ``eval()``: dropout off) for the block; restore its flags and
+    train/eval modes afterwards."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    modes = [(m, m.training) for m in module.modules()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    module.eval()
+    try:
+        yield module
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.train(mode)
+
+
+def _pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "first":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def extract_features(
+    encoder: nn.Module,
+    examples: Sequence[Mapping[str, Any]],
+    collate: Any,
+    *,
+    pooling: str = "first",
+    batch_size: int = 64,
+    bf16: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features [N, d] float32, labels [N])`` of tokenized ``examples`` through the frozen ``encoder``.
+
+    ``examples`` is a sequence of dicts with ``input_ids`` (and ``attention_mask``, ``label``), e.g. a
+    tokenized ``datasets.Dataset``; ``collate`` pads a list of them into tensors
+    (``transformers.DataCollatorWithPadding``). The encoder runs frozen, in eval mode, without gradients.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling={pooling!r} is invalid: choose one of {list(POOLINGS)}")
+    device = next(encoder.parameters()).device
+    feats: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16 and device.type == "cuda"
+                else contextlib.nullcontext())
+    with frozen(encoder), torch.no_grad(), autocast:
+        for start in range(0, len(examples), batch_size):
+            batch = collate([examples[i] for i in range(start, min(start + batch_size, len(examples)))])
+            labels.append(torch.as_tensor(batch.pop("labels", batch.pop("label", None))))
+            inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask",
+                                                                         "token_type_ids")}
+            hidden = encoder(**inputs).last_hidden_state
+            mask = inputs.get("attention_mask", torch.ones(hidden.shape[:2], device=device))
+            feats.append(_pool(hidden, mask, pooling).float())
+    return torch.cat(feats), torch.cat(labels)
+
+
+class FullHead(nn.Module):
+    """fairseq's ``RobertaClassificationHead`` shape on a pooled feature: dropout, dense (d x d), tanh, dropout,
+    out_proj (the option ``head="full_head"``)."""
+
+    def __init__(self, dim: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, num_labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(torch.tanh(self.dense(self.dropout(x)))))
+
+
+def build_probe(cfg: ProbeConfig, dim: int, num_labels: int) -> nn.Module:
+    """A fresh probe (seeded by ``cfg.seed``): ``nn.Linear(dim, num_labels)`` or :class:`FullHead`
+    (``num_labels=1``: a regression probe)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return nn.Linear(dim, num_labels) if cfg.head == "linear" else FullHead(dim, num_labels, cfg.dropout)
+
+
+def fit_probe(
+    probe: nn.Module, features: torch.Tensor, labels: torch.Tensor, cfg: ProbeConfig
+) -> list[float]:
+    """Train ``probe`` on cached features: AdamW, ``cfg.epochs`` epochs of shuffled mini-batches (seeded),
+    cross-entropy (MSE for a 1-output regression probe), no schedule. Returns the mean loss of each epoch."""
+    regression = _out_features(probe) == 1
+    device = features.device
+    probe.to(device).train()
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    targets = labels.to(device).float() if regression else labels.to(device).long()
+    losses: list[float] = []
+    for _ in range(cfg.epochs):
+        order = torch.randperm(len(features), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            out = probe(features[idx])
+            loss = (nn.functional.mse_loss(out.squeeze(-1), targets[idx]) if regression
+                    else nn.functional.cross_entropy(out, targets[idx]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        losses.append(total / max(1, len(order)))
+    probe.eval()
+    return losses
+
+
+def _out_features(probe: nn.Module) -> int:
+    last = [m for m in probe.modules() if isinstance(m, nn.Linear)][-1]
+    return last.out_features
+
+
+def majority_baseline(labels: Sequence[int] | torch.Tensor) -> float:
+    """Accuracy x100 of always predicting the most frequent label (what a probe must beat)."""
+    values = torch.as_tensor(labels).long()
+    if values.numel() == 0:
+        return math.nan
+    return 100.0 * values.bincount().max().item() / values.numel()
+
+
+@dataclass
+class ProbeResult:
+    """One probe: its dev metrics (percent), the training curve and what it was trained on."""
+
+    metrics: dict[str, float]
+    train_losses: list[float]
+    num_train: int
+    num_eval: int
+    majority: float | None  # majority-class dev accuracy x100 (None for regression)
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+    probe: nn.Module | None = None
+
+
+def probe_encoder(
+    model: nn.Module,
+    train: Sequence[Mapping[str, Any]],
+    dev: Sequence[Mapping[str, Any]],
+    collate: Any,
+    *,
+    num_labels: int,
+    metrics: Sequence[str],
+    cfg: ProbeConfig = ProbeConfig(),
+) -> ProbeResult:
+    """Freeze ``model``'s encoder, train a fresh probe on ``train`` and report ``metrics`` on ``dev``.
+
+    ``train``/``dev`` are tokenized examples (``input_ids``, ``attention_mask``, ``label``); ``metrics`` are
+    :mod:`r3f_utils.metrics` names (returned x100, as the paper prints them). The model is left exactly as it
+    was: parameters, ``requires_grad`` flags and train/eval modes.
+    """
+    from r3f_utils.metrics import compute_metrics_for, predictions_from_logits
+
+    start = time.perf_counter()
+    encoder = encoder_of(model)
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
+        train = [train[i] for i in range(cfg.max_train_samples)]
+    x_train, y_train = extract_features(encoder, train, collate, pooling=cfg.pooling,
+                                        batch_size=cfg.feature_batch_size, bf16=cfg.bf16)
+    x_dev, y_dev = extract_features(encoder, dev, collate, pooling=cfg.pooling,
+                                    batch_size=cfg.feature_batch_size, bf16=cfg.bf16)
+    probe = build_probe(cfg, x_train.shape[1], num_labels)
+    losses = fit_probe(probe, x_train, y_train, cfg)
+    with torch.no_grad():
+        logits = probe(x_dev).float().cpu().numpy()
+    regression = num_labels == 1
+    predictions = predictions_from_logits(logits, regression=regression)
+    values = compute_metrics_for(metrics, predictions, y_dev.cpu().numpy())
+    return ProbeResult(
+        metrics={name: 100.0 * v for name, v in values.items()},
+        train_losses=losses,
+        num_train=len(x_train),
+        num_eval=len(x_dev),
+        majority=None if regression else majority_baseline(y_dev),
+        seconds=round(time.perf_counter() - start, 3),
+        config=cfg.to_dict(),
+        probe=probe,
+    )

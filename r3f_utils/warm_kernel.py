@@ -1,0 +1,170 @@
+"""Warm Jupyter kernels for ``reproduce``: each notebook still gets a fresh kernel process, forked from a
+"zygote" that imported torch, transformers, datasets and r3f_utils once, so a smoke run stops paying ~6 CPU
+seconds of imports (two thirds of its cost on 2 cores).
+
+The zygote runs beside each launcher worker, started with the environment the runner gives its kernels (so
+settings read at import time, like ``HF_HUB_OFFLINE``, are the kernels'). A kernelspec ``r3f-warm`` in a
+private ``JUPYTER_PATH`` folder starts ``python -m r3f_utils.warm_kernel -f {connection_file}``: a small
+stand-in process that asks the zygote to fork an ``ipykernel`` for that connection file, forwards SIGINT /
+SIGTERM to it and exits with it; the kernel exits when the stand-in is gone, and the stand-in kills the kernel
+when the runner that started it dies (as a cold kernel's parent poller would). Nothing job-specific runs in the
+zygote, and every notebook seeds its own RNGs, so results equal a cold kernel's (the smoke pins check it).
+Without a zygote the stand-in simply becomes an ordinary ``ipykernel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+KERNEL_NAME = "r3f-warm"
+SOCKET_ENV = "R3F_WARM_KERNEL_SOCKET"
+# what the notebooks import (matplotlib.pyplot is left to the kernel: it picks its backend)
+PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas", "sklearn.metrics", "scipy.stats",
+           "r3f_utils.trainers", "r3f_utils.experiments.glue", "r3f_utils.experiments.xnli",
+           "r3f_utils.experiments.summarization", "r3f_utils.experiments.compute_cost",
+           "r3f_utils.experiments.wall_time", "r3f_utils.smart", "r3f_utils.freelb", "r3f_utils.results",
+           "ipykernel.kernelapp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _watch(pid: int) -> None:
+    """In the kernel: exit when the stand-in process is gone (killed, or its kernel manager gave up)."""
+    while _alive(pid):
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _kernel_child(request: dict) -> None:
+    """In the forked child: become an ipykernel for the requested connection file; never return."""
+    code = 0
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it; the kernel's subprocesses need it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ["JPY_PARENT_PID"] = str(request["parent"])  # a managed kernel: no console banner
+        sys.argv = ["ipykernel_launcher", *request["argv"]]
+        sys.path[0] = request["cwd"]
+        threading.Thread(target=_watch, args=(request["parent"],), daemon=True).start()
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 0
+    except BaseException:  # a kernel that cannot start must not fall back into the zygote's loop
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def serve(path: str, preload: Sequence[str] = PRELOAD) -> None:
+    """The zygote: import ``preload``, then fork one kernel per request until the parent process exits."""
+    import importlib
+
+    parent = os.getppid()  # before the imports: the worker may die while they run
+    for name in preload:
+        importlib.import_module(name)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked kernels are reaped automatically
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    listener.settimeout(1.0)
+    while os.getppid() == parent:  # the launcher worker that started us is alive
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        with conn:
+            request = json.loads(conn.makefile("r").readline())
+            pid = os.fork()
+            if pid == 0:
+                listener.close()
+                _kernel_child(request)
+            conn.sendall(f"{pid}\n".encode())
+    import shutil
+
+    shutil.rmtree(Path(path).parent, ignore_errors=True)  # the worker was killed: tidy its folder ourselves
+
+
+def stand_in(argv: Sequence[str]) -> int:
+    """The kernel command: have the zygote fork the kernel, relay signals to it, exit when it exits."""
+    path = os.environ.get(SOCKET_ENV)
+    if not path or not os.path.exists(path):  # no zygote: an ordinary kernel
+        os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *argv])
+    request = {"argv": list(argv), "env": dict(os.environ), "cwd": os.getcwd(), "parent": os.getpid()}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(path)
+        conn.sendall((json.dumps(request) + "\n").encode())
+        pid = int(conn.makefile("r").readline())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: os.kill(pid, signum) if _alive(pid) else None)
+    manager = os.getppid()
+    while _alive(pid):
+        if os.getppid() != manager:  # the kernel manager (the runner) died, e.g. kill -9: the kernel goes too
+            os.kill(pid, signal.SIGKILL)
+            return 1
+        time.sleep(0.1)
+    return 0
+
+
+@contextlib.contextmanager
+def warm_kernels(preload: Sequence[str] = PRELOAD, timeout_s: float = 300.0) -> Iterator[str]:
+    """Start a zygote with this process's environment; yield the kernel name that uses it.
+
+    Call it with the environment the kernels should have (the runner's ``_kernel_environment``); keep the
+    block open while notebooks run with ``kernel_name`` = the yielded name.
+    """
+    with tempfile.TemporaryDirectory(prefix="r3f-warm-") as tmp:
+        spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        spec = {"argv": [sys.executable, "-m", "r3f_utils.warm_kernel", "-f", "{connection_file}"],
+                "display_name": "Python 3 (r3f warm)", "language": "python"}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+        path = str(Path(tmp) / "zygote.sock")
+        zygote = subprocess.Popen([sys.executable, "-m", "r3f_utils.warm_kernel", "--serve", path,
+                                   ",".join(preload)])
+        saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", SOCKET_ENV)}
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, saved["JUPYTER_PATH"]) if p)
+        os.environ[SOCKET_ENV] = path
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not os.path.exists(path) and zygote.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            yield KERNEL_NAME
+        finally:
+            zygote.terminate()
+            zygote.wait(timeout=30)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2], [m for m in sys.argv[3].split(",") if m] if len(sys.argv) > 3 else PRELOAD)
+    else:
+        raise SystemExit(stand_in(sys.argv[1:]))
