@@ -170,7 +170,10 @@ def _configs(ref: DatasetRef) -> tuple[str | None, ...]:
 
 
 def expected_dataset(row: RegistryRow) -> DatasetRef | None:
-    """The ``dataset`` the row's notebook loader reads (hub id, config(s), revision; split from the row)."""
+    """The ``dataset`` the row's notebook loader reads (hub id, config(s), revision; split from the row).
+
+    KeyError for a notebook this module does not describe (``probing.ipynb``: the row's dataset is listed as is).
+    """
     from r3f_utils.data.glue import GLUE_HUB_ID
     from r3f_utils.data.summarization import SUMMARIZATION_DATASETS
     from r3f_utils.data.xnli import XNLI_HUB_ID
@@ -188,7 +191,19 @@ def expected_dataset(row: RegistryRow) -> DatasetRef | None:
     if notebook == "summarization.ipynb":
         spec = SUMMARIZATION_DATASETS[str(params.get("dataset"))]
         return DatasetRef(spec.hub_id, spec.config, split, spec.revision)
-    raise ValueError(f"row '{row.id}': no loader known for notebook {row.notebook!r}")
+    if notebook == "probing.ipynb":  # every GLUE task the study fine-tunes on or probes
+        return DatasetRef(GLUE_HUB_ID, tuple(_probing_tasks(params)), split)
+    raise KeyError(row.notebook)  # a notebook this module does not describe
+
+
+def _probing_tasks(params: Mapping[str, Any]) -> list[str]:
+    """The GLUE tasks of a probing run (the notebook's defaults: the paper's tasks and chain)."""
+    from r3f_utils.experiments.probing import PAPER_CHAIN, PAPER_PROBE_TASKS
+
+    if params.get("experiment") == "generalization":
+        return list(dict.fromkeys([str(params.get("source_task", "sst2")),
+                                   *params.get("probe_tasks", PAPER_PROBE_TASKS)]))
+    return list(params.get("chain", PAPER_CHAIN))
 
 
 def _downloads(row: RegistryRow) -> list[Download]:
@@ -202,6 +217,9 @@ def _downloads(row: RegistryRow) -> list[Download]:
     if notebook in ("glue.ipynb", "wall_time.ipynb"):
         task = get_glue_task(str(ref.config))
         return [Download(ref.hub_id, task.name, s) for s in ("train", *(h for _, h in task.dev_splits))]
+    if notebook == "probing.ipynb":
+        tasks = [get_glue_task(c) for c in _configs(ref)]
+        return [Download(ref.hub_id, t.name, s) for t in tasks for s in ("train", *(h for _, h in t.dev_splits))]
     if notebook == "xnli.ipynb":
         return [Download(ref.hub_id, "en", "train"), Download(ref.hub_id, "en", "validation"),
                 *(Download(ref.hub_id, lang, "test") for lang in _configs(ref))]
@@ -260,7 +278,14 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
     desc = RecipeDescription(row.id, row.experiment, row.notebook, problems=_dataset_problems(row))
     if row.role != "target" or row.notebook is None:
         return desc
-    expected = expected_dataset(row)
+    try:
+        expected = expected_dataset(row)
+    except KeyError:  # not described here (probing: several GLUE tasks per run): the row's own dataset only
+        ref = row.dataset
+        if ref is not None:
+            desc.downloads = [Download(ref.hub_id, c, sp, ref.revision) for c in _configs(ref)
+                              for sp in (ref.split if isinstance(ref.split, tuple) else (ref.split,))]
+        return desc
     if expected != row.dataset:
         desc.problems.append(f"dataset is {row.dataset}, but its notebook's loader reads {expected}: "
                              "write the loader's hub_id/config/revision in the row")

@@ -137,3 +137,16 @@ def test_chain_resumes_after_an_interruption_from_the_saved_encoder(tmp_path):
                                                               "output_dir": str(tmp_path / "bad")}),
                             log=lambda _: None)
     assert _measured(bad)[0] == _measured(whole)[0] and _measured(bad)[1] != _measured(whole)[1]
+
+
+def test_paper_profile_lists_every_glue_download_of_a_probing_row(registry_rows):
+    from r3f_utils.recipes import describe_row
+
+    for row in registry_rows:
+        if row.table not in ("fig3", "fig4", "fig5"):
+            continue
+        desc = describe_row(row)
+        assert desc.problems == [], (row.id, desc.problems)
+        tasks = {d.config for d in desc.downloads}
+        assert tasks == ({"sst2", "mnli", "qqp", "rte", "qnli", "mrpc", "cola"} if row.table == "fig3"
+                         else {"sst2", "qnli", "qqp", "rte"}), row.id
