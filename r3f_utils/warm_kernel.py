@@ -31,9 +31,10 @@ KERNEL_NAME = "r3f-warm"
 SOCKET_ENV = "R3F_WARM_KERNEL_SOCKET"
 # what the notebooks import (matplotlib.pyplot is left to the kernel: it picks its backend)
 PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas", "sklearn.metrics", "scipy.stats",
-           "r3f_utils.trainers", "r3f_utils.experiments.glue", "r3f_utils.experiments.xnli",
+           "r3f_utils.methods.trainers", "r3f_utils.experiments.glue", "r3f_utils.experiments.xnli",
            "r3f_utils.experiments.summarization", "r3f_utils.experiments.compute_cost",
-           "r3f_utils.experiments.wall_time", "r3f_utils.smart", "r3f_utils.freelb", "r3f_utils.results",
+           "r3f_utils.experiments.wall_time", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
+           "r3f_utils.results",
            "ipykernel.kernelapp")
 
 

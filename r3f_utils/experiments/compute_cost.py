@@ -22,11 +22,11 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
-from r3f_utils.freelb import FreeLBConfig, FreeLBTrainer
-from r3f_utils.r3f import R3FConfig
-from r3f_utils.r4f import apply_r4f
-from r3f_utils.smart import SMARTConfig, SMARTTrainer
-from r3f_utils.trainers import R3FTrainer
+from r3f_utils.methods.freelb import FreeLBConfig, FreeLBTrainer
+from r3f_utils.methods.r3f import R3FConfig
+from r3f_utils.methods.r4f import apply_r4f
+from r3f_utils.methods.smart import SMARTConfig, SMARTTrainer
+from r3f_utils.methods.trainers import R3FTrainer
 
 METHODS = ("standard", "r3f", "r4f", "smart", "freelb")
 

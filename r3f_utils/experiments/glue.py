@@ -165,7 +165,7 @@ class RunConfig:
         """:class:`r3f_utils.SMARTConfig` for smart, None otherwise."""
         if self.method != "smart":
             return None
-        from r3f_utils.smart import SMARTConfig
+        from r3f_utils.methods.smart import SMARTConfig
 
         return SMARTConfig(**{field: getattr(self, name) for name, field in SMART_PARAMETERS.items()})
 
@@ -173,7 +173,7 @@ class RunConfig:
         """:class:`r3f_utils.FreeLBConfig` for freelb, None otherwise."""
         if self.method != "freelb":
             return None
-        from r3f_utils.freelb import FreeLBConfig
+        from r3f_utils.methods.freelb import FreeLBConfig
 
         return FreeLBConfig(**{field: getattr(self, name) for name, field in FREELB_PARAMETERS.items()})
 
@@ -340,14 +340,14 @@ def build_trainer(
         "compute_metrics": build_compute_metrics(metrics, regression=regression),
     }
     if cfg.method == "smart":
-        from r3f_utils.smart import SMARTTrainer
+        from r3f_utils.methods.smart import SMARTTrainer
 
         return SMARTTrainer(smart=cfg.smart_config(), **kwargs)
     if cfg.method == "freelb":
-        from r3f_utils.freelb import FreeLBTrainer
+        from r3f_utils.methods.freelb import FreeLBTrainer
 
         return FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs)
-    from r3f_utils.trainers import R3FTrainer
+    from r3f_utils.methods.trainers import R3FTrainer
 
     return R3FTrainer(r3f=cfg.r3f_config(), **kwargs)
 
@@ -388,7 +388,7 @@ def evaluate_glue(trainer: Trainer, data: GlueData, tokenized: Mapping[str, Any]
 def run_extra(cfg: RunConfig, model: PreTrainedModel, train_summary: Mapping[str, Any], **more: Any) -> dict[str, Any]:
     """What results.json keeps besides the metrics: timing, best checkpoint, and the head's spectral norms
     (so a test can check that R4F's head really is normalised in the finished run)."""
-    from r3f_utils.r4f import head_spectral_norms, r4f_scope
+    from r3f_utils.methods.r4f import head_spectral_norms, r4f_scope
 
     adversarial = cfg.smart_config() or cfg.freelb_config()
     return {
@@ -404,7 +404,7 @@ def run_extra(cfg: RunConfig, model: PreTrainedModel, train_summary: Mapping[str
 
 def _parametrized(model: PreTrainedModel) -> list[str]:
     """The spectrally normalised modules (either R4F implementation)."""
-    from r3f_utils.r4f import spectral_normed_modules
+    from r3f_utils.methods.r4f import spectral_normed_modules
 
     return spectral_normed_modules(model)
 

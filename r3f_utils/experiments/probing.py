@@ -2,7 +2,7 @@
 
 One execution = one study, one method, one seed. Every fine-tuning stage is a GLUE run of
 :mod:`r3f_utils.experiments.glue` (same config, data loaders, model, R4F surgery, Trainer, recipe and best-
-checkpoint selection); after a stage, the fine-tuned encoder is probed with :mod:`r3f_utils.probing`
+checkpoint selection); after a stage, the fine-tuned encoder is probed with :mod:`r3f_utils.methods.probing`
 (frozen, dropout off, a fresh linear layer on the ``<s>`` state).
 
 * ``generalization`` (Fig. 3): fine-tune on ``source_task`` (SST-2), then probe each of ``probe_tasks``
@@ -34,7 +34,7 @@ from typing import Any
 
 from r3f_utils.data.glue import GlueData, get_glue_task
 from r3f_utils.experiments import glue
-from r3f_utils.probing import ProbeConfig, encoder_of, probe_encoder
+from r3f_utils.methods.probing import ProbeConfig, encoder_of, probe_encoder
 from r3f_utils.registry import PROBE_MAX_CYCLES
 
 __all__ = [

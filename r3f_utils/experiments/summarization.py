@@ -30,7 +30,6 @@ from transformers import (
 )
 from transformers import set_seed as hf_set_seed
 
-from r3f_utils.collators import FairseqSeq2SeqCollator
 from r3f_utils.data.summarization import (
     SUMMARIZATION_DATASETS,
     load_summarization,
@@ -38,6 +37,7 @@ from r3f_utils.data.summarization import (
     target_text,
 )
 from r3f_utils.experiments import checkpoints
+from r3f_utils.methods.collators import FairseqSeq2SeqCollator
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
 from r3f_utils.rouge import ROUGE_TYPES, compute_rouge

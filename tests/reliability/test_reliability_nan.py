@@ -10,7 +10,7 @@ import torch
 from transformers import DataCollatorWithPadding, TrainingArguments
 
 from r3f_utils import R3FConfig, R3FTrainer
-from r3f_utils.guards import FiniteLossGuard, NonFiniteLossError, check_finite_loss
+from r3f_utils.methods.guards import FiniteLossGuard, NonFiniteLossError, check_finite_loss
 from r3f_utils.tiny_models import build_tiny_model
 
 TEXTS = [f"the film number {i} was {'really good' if i % 2 else 'quite bad'} ." for i in range(32)]

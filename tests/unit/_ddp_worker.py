@@ -13,15 +13,15 @@ from pathlib import Path
 import torch
 from _ddp_cases import CASES, deterministic_noise, one_sgd_step
 
-import r3f_utils.noise
+import r3f_utils.methods.noise
 from r3f_utils.train import resolve_parameters, run_training
 
 out = Path(sys.argv[1])
 rank = int(os.environ["RANK"])
 torch.set_num_threads(1)
 
-real_noise = r3f_utils.noise.sample_noise
-r3f_utils.noise.sample_noise = deterministic_noise  # the same noise for each example however the batch is split
+real_noise = r3f_utils.methods.noise.sample_noise
+r3f_utils.methods.noise.sample_noise = deterministic_noise  # the same noise for each example however the batch is split
 for case in CASES:
     delta = one_sgd_step(case, out / f"rank{rank}", per_device_batch=4)
     if rank == 0:
@@ -36,10 +36,10 @@ def recording_noise(like, eps, noise_type, generator=None):
     return noise
 
 
-r3f_utils.noise.sample_noise = recording_noise  # the real sampler, recorded
+r3f_utils.methods.noise.sample_noise = recording_noise  # the real sampler, recorded
 one_sgd_step("classification_r3f", out / f"noise-rank{rank}", per_device_batch=4)
 torch.save(drawn, out / f"noise-rank{rank}.pt")
-r3f_utils.noise.sample_noise = real_noise
+r3f_utils.methods.noise.sample_noise = real_noise
 
 family, params = resolve_parameters(
     "glue", overrides=["max_updates=4", "eval_steps=4", "max_train_samples=16", f"output_dir={out / 'train-glue'}"]

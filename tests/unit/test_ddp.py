@@ -17,7 +17,7 @@ import pytest
 import torch
 from _ddp_cases import CASES, deterministic_noise, one_sgd_step
 
-import r3f_utils.noise
+import r3f_utils.methods.noise
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_ddp_worker.py")
@@ -38,7 +38,7 @@ def ddp_run(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_two_ranks_step_equals_one_process_with_the_whole_batch(ddp_run, case, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(r3f_utils.noise, "sample_noise", deterministic_noise)
+    monkeypatch.setattr(r3f_utils.methods.noise, "sample_noise", deterministic_noise)
     reference = one_sgd_step(case, tmp_path, per_device_batch=8)
     ddp = torch.load(ddp_run / f"{case}.pt")
     assert set(ddp) == set(reference)
@@ -65,7 +65,7 @@ def test_train_entry_runs_under_torchrun(ddp_run) -> None:
 
 
 def test_seq2seq_kl_over_the_step_sums_to_the_whole_batch_loss() -> None:
-    from r3f_utils.r3f import r3f_seq2seq_loss
+    from r3f_utils.methods.r3f import r3f_seq2seq_loss
 
     g = torch.Generator().manual_seed(0)
     clean, noised = torch.randn(4, 5, 7, generator=g), torch.randn(4, 5, 7, generator=g)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import TrainingArguments, default_data_collator
 
-import r3f_utils.freelb as freelb_mod
+import r3f_utils.methods.freelb as freelb_mod
 from r3f_utils import FreeLBConfig, FreeLBTrainer, freelb_ascent_step, freelb_initial_delta
 from r3f_utils.tiny_models import build_tiny_model
 

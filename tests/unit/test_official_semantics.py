@@ -10,10 +10,10 @@ import pytest
 import torch
 from transformers import DataCollatorForSeq2Seq
 
-from r3f_utils.collators import FairseqSeq2SeqCollator
+from r3f_utils.methods.collators import FairseqSeq2SeqCollator
+from r3f_utils.methods.noise import noised_input_embeddings
+from r3f_utils.methods.r3f import symmetric_kl
 from r3f_utils.models import load_model_and_tokenizer
-from r3f_utils.noise import noised_input_embeddings
-from r3f_utils.r3f import symmetric_kl
 
 TEXTS = ["the cat sat on the mat", "a dog ran", "birds sing in the morning light", "rain again today"] * 10
 
@@ -72,7 +72,7 @@ def test_seq2seq_collator_gives_the_fairseq_per_sequence_kl_on_a_padded_batch(ti
 def test_r4f_default_is_torch_nn_utils_spectral_norm_one_iteration_per_forward_no_warmup() -> None:
     from torch.nn.utils import spectral_norm
 
-    from r3f_utils.r4f import apply_r4f, head_spectral_norms
+    from r3f_utils.methods.r4f import apply_r4f, head_spectral_norms
     from r3f_utils.tiny_models import build_tiny_model
 
     model, _ = build_tiny_model("tiny-roberta", num_labels=3)

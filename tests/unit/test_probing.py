@@ -1,4 +1,4 @@
-"""The probe (r3f_utils.probing): the encoder is frozen and untouched, only the probe learns, dropout is off."""
+"""The probe (r3f_utils.methods.probing): the encoder is frozen and untouched, only the probe learns, dropout is off."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from r3f_utils.data.glue import load_glue
-from r3f_utils.package_data import fixtures_dir
-from r3f_utils.probing import (
+from r3f_utils.methods.probing import (
     FullHead,
     ProbeConfig,
     build_probe,
@@ -19,6 +18,7 @@ from r3f_utils.probing import (
     majority_baseline,
     probe_encoder,
 )
+from r3f_utils.package_data import fixtures_dir
 from r3f_utils.tiny_models import build_tiny_model
 
 

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from r3f_utils import apply_r4f, load_r4f_model, save_r4f_model
-from r3f_utils.r4f import head_spectral_norms, read_r4f_scope
+from r3f_utils.methods.r4f import head_spectral_norms, read_r4f_scope
 from r3f_utils.tiny_models import build_tiny_model
 
 CLASSIFIERS = ["tiny-roberta", "tiny-xlmr", "tiny-bert", "tiny-bart-classifier"]

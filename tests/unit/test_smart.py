@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import TrainingArguments, default_data_collator
 
-import r3f_utils.smart as smart_mod
+import r3f_utils.methods.smart as smart_mod
 from r3f_utils import SMARTConfig, SMARTTrainer, smart_ascent_step, smart_loss, smoothness_divergence
-from r3f_utils.smart import smart_adversarial_logits, update_teacher
+from r3f_utils.methods.smart import smart_adversarial_logits, update_teacher
 from r3f_utils.tiny_models import build_tiny_model
 
 GRAD_TOL = 1e-5

@@ -15,8 +15,8 @@ from transformers import (
     default_data_collator,
 )
 
-import r3f_utils.noise
-import r3f_utils.trainers
+import r3f_utils.methods.noise
+import r3f_utils.methods.trainers
 from r3f_utils import R3FConfig, R3FSeq2SeqTrainer, R3FTrainer, apply_r4f
 from r3f_utils.tiny_models import build_tiny_model
 
@@ -92,7 +92,7 @@ def test_regression_head_trains_without_kl(tmp_path) -> None:
 class _CountingNoise:
     def __init__(self) -> None:
         self.calls = 0
-        self._real = r3f_utils.trainers.noised_input_embeddings
+        self._real = r3f_utils.methods.trainers.noised_input_embeddings
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -101,7 +101,7 @@ class _CountingNoise:
 
 def test_noise_only_in_train_mode(tmp_path, monkeypatch) -> None:
     counter = _CountingNoise()
-    monkeypatch.setattr(r3f_utils.trainers, "noised_input_embeddings", counter)
+    monkeypatch.setattr(r3f_utils.methods.trainers, "noised_input_embeddings", counter)
     model, tok = build_tiny_model("tiny-roberta", texts=TEXTS, num_labels=2)
     data = _classification_data(tok, n=16)
     trainer = R3FTrainer(model=model, args=_args(tmp_path, num_train_epochs=1), r3f=R3FConfig(),
@@ -148,7 +148,7 @@ def _one_sgd_step(trainer_cls, model, data, tmp_path, accumulation, r3f, **extra
 @pytest.mark.parametrize("pass_mode", ["concat", "separate"])
 @pytest.mark.parametrize("objective", ["classification", "seq2seq"])
 def test_gradient_accumulation_1_vs_2_gives_the_same_update(objective, pass_mode, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(r3f_utils.noise, "sample_noise", _deterministic_noise)
+    monkeypatch.setattr(r3f_utils.methods.noise, "sample_noise", _deterministic_noise)
     r3f = R3FConfig(eps=0.1, r3f_lambda=1.0, pass_mode=pass_mode)
     if objective == "classification":
         model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
@@ -164,7 +164,7 @@ def test_gradient_accumulation_1_vs_2_gives_the_same_update(objective, pass_mode
 
 
 def test_concat_and_separate_passes_give_the_same_loss(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(r3f_utils.noise, "sample_noise", _deterministic_noise)
+    monkeypatch.setattr(r3f_utils.methods.noise, "sample_noise", _deterministic_noise)
     model, _ = build_tiny_model("tiny-bart", dropout=0.0)
     data = _fixed_length_seq2seq()
     batch = default_data_collator([data[i] for i in range(4)])

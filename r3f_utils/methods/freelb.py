@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer
 
-from r3f_utils.heads import is_regression_head, loss_denominator
-from r3f_utils.noise import check_perturbation_site, perturbation_module, perturbed_input_embeddings
+from r3f_utils.methods.heads import is_regression_head, loss_denominator
+from r3f_utils.methods.noise import check_perturbation_site, perturbation_module, perturbed_input_embeddings
 
 __all__ = ["FreeLBConfig", "FreeLBTrainer", "freelb_ascent_step", "freelb_initial_delta", "task_loss_sum"]
 

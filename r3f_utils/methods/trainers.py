@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from transformers import Seq2SeqTrainer, Trainer
 
-from r3f_utils.guards import check_finite_loss
-from r3f_utils.noise import noised_input_embeddings
-from r3f_utils.r3f import R3FConfig, R3FLoss, r3f_classification_loss, r3f_seq2seq_loss
+from r3f_utils.methods.guards import check_finite_loss
+from r3f_utils.methods.noise import noised_input_embeddings
+from r3f_utils.methods.r3f import R3FConfig, R3FLoss, r3f_classification_loss, r3f_seq2seq_loss
 
 
 def _double(inputs: dict[str, Any], batch: int) -> dict[str, Any]:

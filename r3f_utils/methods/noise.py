@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 import torch
 from torch import nn
 
-from r3f_utils.r3f import NOISE_TYPES
+from r3f_utils.methods.r3f import NOISE_TYPES
 
 
 def sample_noise(

@@ -38,14 +38,14 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
-from r3f_utils.heads import is_regression_head, loss_denominator
-from r3f_utils.noise import (
+from r3f_utils.methods.heads import is_regression_head, loss_denominator
+from r3f_utils.methods.noise import (
     EMBEDDING_SITES,
     check_perturbation_site,
     perturbed_input_embeddings,
     transformed_input_embeddings,
 )
-from r3f_utils.r3f import symmetric_kl
+from r3f_utils.methods.r3f import symmetric_kl
 
 __all__ = [
     "SMARTConfig",
