@@ -8,6 +8,7 @@ the new attempt's run folder, where :func:`train_with_resume` picks the last one
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -97,4 +98,13 @@ def checkpointed_run_arguments(
         "report_to": [],
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        # several CPU processes (torchrun/accelerate without GPUs): only use_cpu makes the Trainer join the gloo
+        # group as DDP; without it every rank trained alone into the same checkpoint folder
+        **({"use_cpu": True} if _distributed_without_gpu() else {}),
     }
+
+
+def _distributed_without_gpu() -> bool:
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
