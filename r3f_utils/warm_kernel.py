@@ -63,7 +63,9 @@ def _kernel_child(request: dict) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.environ["JPY_PARENT_PID"] = str(request["parent"])  # a managed kernel: no console banner
-        sys.argv = ["ipykernel_launcher", *request["argv"]]
+        # ipykernel read JPY_PARENT_PID when the zygote imported it: say it on the command line, or every kernel
+        # prints its console banner ("Ctrl-C will not work", "To connect another client") into the batch's output
+        sys.argv = ["ipykernel_launcher", *request["argv"], f"--IPKernelApp.parent_handle={request['parent']}"]
         sys.path[0] = request["cwd"]
         threading.Thread(target=_watch, args=(request["parent"],), daemon=True).start()
         from ipykernel import kernelapp

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -66,14 +65,6 @@ def test_local_pool_runs_jobs_at_once_each_worker_on_its_gpu(tmp_path) -> None:
     assert {o.extra["cuda_visible_devices"] for o in outcomes} <= {"0", "1"}
     with pytest.raises(RunnerError, match="never overwritten"):  # the runner's rule, in the pool too
         run_local(jobs[:2], tmp_path, n_jobs=2, gpus=[], show_progress=False)
-
-
-def _wait(condition, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)
 
 
 def test_slurm_array_two_rows_two_seeds_killed_job_resumed(tmp_path) -> None:
