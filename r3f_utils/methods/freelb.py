@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer
 
-from r3f_utils.methods.heads import is_regression_head, loss_denominator
+from r3f_utils.methods.heads import check_method_config, is_regression_head, loss_denominator
 from r3f_utils.methods.noise import check_perturbation_site, perturbation_module, perturbed_input_embeddings
 
 __all__ = ["FreeLBConfig", "FreeLBTrainer", "freelb_ascent_step", "freelb_initial_delta", "task_loss_sum"]
@@ -148,17 +148,11 @@ class FreeLBTrainer(Trainer):
 
     def __init__(self, *args: Any, freelb: FreeLBConfig | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if freelb is not None and not isinstance(freelb, FreeLBConfig):
-            raise TypeError(f"freelb must be a FreeLBConfig or None, got {type(freelb).__name__}")
+        check_method_config(self, freelb, FreeLBConfig, "FreeLB", "freelb")
         self.freelb = freelb
         self._delta_norms: list[float] = []
         if freelb is None:
             return
-        if getattr(self.args, "neftune_noise_alpha", None) is not None:
-            raise ValueError("FreeLB and NEFTune both perturb the input embeddings, and NEFTune's noise would hit "
-                             "every FreeLB pass: set TrainingArguments(neftune_noise_alpha=None) or freelb=None")
-        if getattr(self, "compute_loss_func", None) is not None:
-            raise ValueError("FreeLB computes its own loss: do not pass compute_loss_func together with freelb")
         check_perturbation_site(self.model, "word_embeddings", "FreeLB")
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any],

@@ -1,10 +1,26 @@
-"""Two facts every custom Trainer loss needs: what kind of head the model has, and what to divide the loss by."""
+"""What every custom Trainer loss of this package needs: the options it cannot share a run with, what kind of head
+the model has, and what to divide the loss by."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from torch import nn
+
+
+def check_method_config(trainer: Any, config: Any, config_type: type, method: str, keyword: str) -> None:
+    """Refuse a config of the wrong type, and (when the method is on) the Trainer options it cannot share a run
+    with: NEFTune (its noise would hit every pass of the method) and ``compute_loss_func`` (the method computes
+    the loss)."""
+    if config is not None and not isinstance(config, config_type):
+        raise TypeError(f"{keyword} must be a {config_type.__name__} or None, got {type(config).__name__}")
+    if config is None:
+        return
+    if getattr(trainer.args, "neftune_noise_alpha", None) is not None:
+        raise ValueError(f"{method} and NEFTune both perturb the input embeddings, and NEFTune's noise would hit "
+                         f"every {method} pass: set TrainingArguments(neftune_noise_alpha=None) or {keyword}=None")
+    if getattr(trainer, "compute_loss_func", None) is not None:
+        raise ValueError(f"{method} computes its own loss: do not pass compute_loss_func together with {keyword}")
 
 
 def is_regression_head(model: nn.Module, method: str) -> bool:

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
-from r3f_utils.methods.heads import is_regression_head, loss_denominator
+from r3f_utils.methods.heads import check_method_config, is_regression_head, loss_denominator
 from r3f_utils.methods.noise import (
     EMBEDDING_SITES,
     check_perturbation_site,
@@ -271,19 +271,13 @@ class SMARTTrainer(Trainer):
 
     def __init__(self, *args: Any, smart: SMARTConfig | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if smart is not None and not isinstance(smart, SMARTConfig):
-            raise TypeError(f"smart must be a SMARTConfig or None, got {type(smart).__name__}")
+        check_method_config(self, smart, SMARTConfig, "SMART", "smart")
         self.smart = smart
         self._teacher: nn.Module | None = None
         self._logged: dict[str, list[float]] = {"smart_reg": [], "bregman": []}
         if smart is None:
             return
         check_perturbation_site(self.model, smart.site, "SMART")
-        if getattr(self.args, "neftune_noise_alpha", None) is not None:
-            raise ValueError("SMART and NEFTune both perturb the input embeddings: set "
-                             "TrainingArguments(neftune_noise_alpha=None) or smart=None")
-        if getattr(self, "compute_loss_func", None) is not None:
-            raise ValueError("SMART computes its own loss: do not pass compute_loss_func together with smart")
         if smart.bregman_mu > 0:
             self.add_callback(_TeacherCallback(self))
 

@@ -15,6 +15,7 @@ from torch import nn
 from transformers import Seq2SeqTrainer, Trainer
 
 from r3f_utils.methods.guards import check_finite_loss
+from r3f_utils.methods.heads import check_method_config, is_regression_head, loss_denominator
 from r3f_utils.methods.noise import noised_input_embeddings
 from r3f_utils.methods.r3f import R3FConfig, R3FLoss, r3f_classification_loss, r3f_seq2seq_loss
 
@@ -31,8 +32,7 @@ class R3FLossMixin:
     _r3f_objective: str = "classification"
 
     def _setup_r3f(self, r3f: R3FConfig | None) -> None:
-        if r3f is not None and not isinstance(r3f, R3FConfig):
-            raise TypeError(f"r3f must be an R3FConfig or None, got {type(r3f).__name__}")
+        check_method_config(self, r3f, R3FConfig, "R3F", "r3f")
         self.r3f = r3f
         self._symm_kl_sum = 0.0
         self._symm_kl_count = 0
@@ -46,11 +46,6 @@ class R3FLossMixin:
                 # Trainer divides by the accumulation steps and DDP averages the ranks: the whole batch's mean.
                 self.model_accepts_loss_kwargs = False
             return
-        if getattr(self.args, "neftune_noise_alpha", None) is not None:
-            raise ValueError("R3F and NEFTune both add noise to the input embeddings, and NEFTune's would hit both "
-                             "R3F passes: set TrainingArguments(neftune_noise_alpha=None) or r3f=None")
-        if getattr(self, "compute_loss_func", None) is not None:
-            raise ValueError("R3F computes its own loss: do not pass compute_loss_func together with r3f")
 
     def get_batch_samples(self, *args: Any, **kwargs: Any) -> tuple[list, Any]:
         """The parent's micro-batches of one optimiser step; for seq2seq R3F also count their sequences.
@@ -133,8 +128,8 @@ class R3FLossMixin:
                 noised_logits = inner(**inputs).logits
             clean_logits = outputs.logits
         # normalise by num_items_in_batch exactly when the Trainer will not divide by the accumulation steps
-        scaled = bool(getattr(self, "model_accepts_loss_kwargs", False)) and num_items_in_batch is not None
-        num_items = num_items_in_batch if scaled else None
+        num_items = loss_denominator(self, num_items_in_batch)
+        scaled = num_items is not None
         if seq2seq:
             # DDP / accumulation: average the per-sequence KL over the whole step's sequences (see get_batch_samples)
             step_sequences = self._step_sequences if scaled and r3f.seq2seq_kl_batch == "step" else None
@@ -145,12 +140,7 @@ class R3FLossMixin:
                 num_sequences=step_sequences,
             )
         else:
-            config = getattr(unwrapped, "config", None)
-            problem = getattr(config, "problem_type", None)
-            if problem == "multi_label_classification":
-                raise ValueError("R3F is defined for single-label classification and regression heads, "
-                                 "not multi_label_classification")
-            regression = problem == "regression" or getattr(config, "num_labels", 2) == 1
+            regression = is_regression_head(unwrapped, "R3F")
             result = r3f_classification_loss(clean_logits, noised_logits, labels, r3f_lambda=r3f.r3f_lambda,
                                              regression=regression, num_items=num_items)
         if scaled and getattr(self.args, "average_tokens_across_devices", False):  # type: ignore[attr-defined]
