@@ -13,7 +13,7 @@ def check_method_config(trainer: Any, config: Any, config_type: type, method: st
     with: NEFTune (its noise would hit every pass of the method) and ``compute_loss_func`` (the method computes
     the loss)."""
     if config is not None and not isinstance(config, config_type):
-        raise TypeError(f"{keyword} must be a {config_type.__name__} or None, got {type(config).__name__}")
+        raise TypeError(f"{keyword} must be a {config_type.__name__} instance or None, got {type(config).__name__}")
     if config is None:
         return
     if getattr(trainer.args, "neftune_noise_alpha", None) is not None:
