@@ -210,6 +210,7 @@ CHECKPOINTS = "checkpoints"  # the notebooks' checkpoint folder inside a run fol
 # the kernel's own log (not the cells' output) shows errors only: no "Kernel is running over TCP without
 # encryption" warning per run on a local batch
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+KERNEL_MANAGER = "r3f_utils.warm_kernel_manager.WarmKernelManager"  # jupyter_client's, with shorter idle polls
 
 
 def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path | None = None) -> JobOutcome:
@@ -236,6 +237,7 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
             log_output=True,
             progress_bar=False,
             extra_arguments=KERNEL_ARGUMENTS,
+            kernel_manager_class=KERNEL_MANAGER,
         )
         status, error = "ok", ""
         if not (run_dir / RESULTS_FILENAME).is_file():

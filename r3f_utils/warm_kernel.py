@@ -30,13 +30,19 @@ from pathlib import Path
 
 KERNEL_NAME = "r3f-warm"
 SOCKET_ENV = "R3F_WARM_KERNEL_SOCKET"
-# what the notebooks import (matplotlib.pyplot is left to the kernel: it picks its backend)
+_INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# run by each forked kernel once its streams are the notebook's (an expression: it defines no name)
+_KERNEL_STARTUP = "__import__('r3f_utils.warm_kernel', fromlist=['_']).rebind_log_streams()"
+_zygote_stderr = sys.stderr
+# what the notebooks import (matplotlib.pyplot too: importing it does not load a backend, and MPLBACKEND is set the
+# way ipykernel would set it before the kernel's first plot; see :func:`serve`)
 PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas", "sklearn.metrics", "scipy.stats",
+           "matplotlib.pyplot",
            "r3f_utils.methods.trainers", "r3f_utils.experiments.glue", "r3f_utils.experiments.xnli",
            "r3f_utils.experiments.summarization", "r3f_utils.experiments.compute_cost",
            "r3f_utils.experiments.wall_time", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
            "r3f_utils.results",
-           "ipykernel.kernelapp")
+           "ipykernel.kernelapp", "ipykernel.debugger")
 
 
 def _alive(pid: int) -> bool:
@@ -66,7 +72,8 @@ def _kernel_child(request: dict) -> None:
         os.environ["JPY_PARENT_PID"] = str(request["parent"])  # a managed kernel: no console banner
         # ipykernel read JPY_PARENT_PID when the zygote imported it: say it on the command line, or every kernel
         # prints its console banner ("Ctrl-C will not work", "To connect another client") into the batch's output
-        sys.argv = ["ipykernel_launcher", *request["argv"], f"--IPKernelApp.parent_handle={request['parent']}"]
+        sys.argv = ["ipykernel_launcher", *request["argv"], f"--IPKernelApp.parent_handle={request['parent']}",
+                    f"--IPKernelApp.exec_lines={_KERNEL_STARTUP}"]
         sys.path[0] = request["cwd"]
         threading.Thread(target=_watch, args=(request["parent"],), daemon=True).start()
         from ipykernel import kernelapp
@@ -83,13 +90,44 @@ def _kernel_child(request: dict) -> None:
         os._exit(code)
 
 
+def _build_lazy_tables() -> None:
+    """Pure-Python tables transformers builds on first use, once here instead of once per kernel: the checkpoint
+    conversion mapping (~1,000 regular expressions, ~0.16 s at a run's first save_pretrained, transformers 5).
+    No tensor work happens in the zygote: an OpenMP pool started before fork() could hang the kernels."""
+    try:
+        from transformers import conversion_mapping
+    except ImportError:  # another transformers version: nothing to build
+        return
+    build = getattr(conversion_mapping, "get_checkpoint_conversion_mapping", None)
+    if build is not None:
+        with contextlib.suppress(Exception):
+            build("bert")
+
+
+def rebind_log_streams() -> None:
+    """In a kernel: point logging handlers created in the zygote (transformers' own, e.g.) at the kernel's
+    ``sys.stderr``, so that their messages land in the notebook as in a cold kernel, not on the batch's console."""
+    import logging
+
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(v, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, _zygote_stderr):
+                handler.setStream(sys.stderr)
+
+
 def serve(path: str, preload: Sequence[str] = PRELOAD) -> None:
     """The zygote: import ``preload``, then fork one kernel per request until the parent process exits."""
     import importlib
 
     parent = os.getppid()  # before the imports: the worker may die while they run
+    # ipykernel sets this default before a kernel's first plot; matplotlib reads it when imported (here)
+    os.environ.setdefault("MPLBACKEND", _INLINE_BACKEND)
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # ipykernel.debugger: no frozen-modules notice
     for name in preload:
         importlib.import_module(name)
+    _build_lazy_tables()
     # the imports left ~500k objects that every full garbage collection in a kernel would scan again (~0.25 s
     # each; the Trainer calls gc.collect() itself): move them to the permanent generation, out of the kernels' GC
     gc.collect()
@@ -133,7 +171,7 @@ def stand_in(argv: Sequence[str]) -> int:
         if os.getppid() != manager:  # the kernel manager (the runner) died, e.g. kill -9: the kernel goes too
             os.kill(pid, signal.SIGKILL)
             return 1
-        time.sleep(0.1)
+        time.sleep(0.02)  # the kernel manager waits for this process to end after each notebook
     return 0
 
 

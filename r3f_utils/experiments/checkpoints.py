@@ -74,20 +74,29 @@ def remove_checkpoints(checkpoint_dir: Path, *, keep: bool = False) -> None:
         shutil.rmtree(checkpoint_dir)
 
 
+def save_strategy(profile: str) -> str:
+    """When a run saves a checkpoint: after every evaluation (``"steps"``: an interrupted run loses at most one
+    evaluation interval), or, in the smoke profile, only after an evaluation that improved the best metric
+    (``"best"``: runs of seconds, ~24 saves each otherwise; an interrupted run resumes from its best checkpoint
+    and redoes the updates after it, to the same result). The checkpoint loaded at the end is the same."""
+    return "best" if profile == "smoke" else "steps"
+
+
 def checkpointed_run_arguments(
-    checkpoint_dir: Path, *, eval_steps: int, seed: int, fp16: bool, bf16: bool
+    checkpoint_dir: Path, *, eval_steps: int, seed: int, fp16: bool, bf16: bool, profile: str = "paper"
 ) -> dict[str, Any]:
     """The ``TrainingArguments`` every notebook run shares: fairseq's polynomial (linear) decay to 0, evaluate
-    and checkpoint every ``eval_steps``, keep the best and the last checkpoint (resume) and reload the best at
-    the end, seeded data order, mixed precision as asked, no reporting integrations or progress bars."""
+    every ``eval_steps`` and checkpoint as :func:`save_strategy` says, keep the best and the last checkpoint
+    (resume) and reload the best at the end, seeded data order, mixed precision as asked, no reporting
+    integrations or progress bars."""
     return {
         "output_dir": str(checkpoint_dir),
         "lr_scheduler_type": "polynomial",
         "lr_scheduler_kwargs": {"lr_end": 0.0, "power": 1.0},  # fairseq polynomial_decay defaults
         "eval_strategy": "steps",
         "eval_steps": eval_steps,
-        "save_strategy": "steps",
-        "save_steps": eval_steps,
+        "save_strategy": save_strategy(profile),
+        "save_steps": eval_steps,  # read only by "steps"
         "save_total_limit": 2,  # the best and the last (for resume)
         "load_best_model_at_end": True,
         "logging_steps": max(1, min(50, eval_steps)),

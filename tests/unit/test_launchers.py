@@ -97,6 +97,30 @@ def test_warm_kernel_zygote_runs_notebooks_in_forked_kernels(tmp_path) -> None:
     assert not socket_path.exists() and SOCKET_ENV not in os.environ  # zygote stopped, environment restored
 
 
+def test_warm_kernels_log_into_the_notebook_and_leave_the_zygotes_objects_to_it(tmp_path, monkeypatch, capfd) -> None:
+    """A handler the zygote created (transformers' logger, say) writes into the notebook, as in a cold kernel, not
+    onto the batch's console; the zygote's imported objects are frozen out of the kernels' garbage collections;
+    the runner's kernel manager is the one with the shorter idle polls."""
+    import re
+
+    from r3f_utils.runner import KERNEL_MANAGER, _kernel_environment, run_jobs
+    from r3f_utils.warm_kernel import warm_kernels
+    from r3f_utils.warm_kernel_manager import WarmKernelClient, WarmKernelManager
+
+    assert f"{WarmKernelManager.__module__}.{WarmKernelManager.__name__}" == KERNEL_MANAGER
+    assert isinstance(WarmKernelManager().client(), WarmKernelClient)  # jupyter_client still takes our client
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY, seeds=1,
+                     overrides={"log_message": "logged in the kernel"})
+    with _kernel_environment("smoke"), warm_kernels(preload=("ipykernel.kernelapp", "_zygote_logging")) as name:
+        (outcome,) = run_jobs(jobs, tmp_path, kernel_name=name, show_progress=False)
+    assert outcome.status == "ok", outcome.error
+    notebook = (outcome.run_dir / "notebook.ipynb").read_text()
+    assert "logged in the kernel" in notebook
+    assert "logged in the kernel" not in capfd.readouterr().err
+    assert int(re.search(r"objects frozen by the zygote: (\d+)", notebook).group(1)) > 1000
+
+
 def test_figure_1_reads_the_finished_runs_while_others_still_run(tmp_path) -> None:
     from r3f_utils.experiments.wall_time import collect_wall_times
     from r3f_utils.results import write_results
