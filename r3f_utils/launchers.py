@@ -101,6 +101,24 @@ def slot_environments(jobs: int, profile: str, gpus: Sequence[str] | None = None
     return [{"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))} for _ in range(jobs)]
 
 
+def longest_first(jobs: Sequence[Job]) -> list[int]:
+    """Indices of ``jobs``, the most work first (:func:`r3f_utils.recipes.relative_cost`, ties in batch order): a
+    pool that starts the long runs first does not end with one long run on one worker while the others idle."""
+    from .recipes import relative_cost
+    from .train import notebook_defaults
+
+    defaults: dict[Path, dict[str, Any]] = {}
+    costs = []
+    for job in jobs:
+        if job.notebook not in defaults:
+            try:
+                defaults[job.notebook] = notebook_defaults(job.notebook)
+            except Exception:  # a notebook without literal defaults: ordered by its parameters alone
+                defaults[job.notebook] = {}
+        costs.append(relative_cost(job.notebook.name, {**defaults[job.notebook], **job.parameters}))
+    return sorted(range(len(jobs)), key=lambda i: -costs[i])
+
+
 _worker: dict[str, Any] = {"warm_kernel": None}
 
 
@@ -195,7 +213,8 @@ def run_local(
     try:
         with tqdm(total=len(jobs), desc=f"reproduce ({len(envs)} at once)", unit="run", file=sys.stderr,
                   disable=not show_progress) as bar:
-            futures = {pool.submit(_execute, job, batch_dir, resume, kernel_name): i for i, job in enumerate(jobs)}
+            futures = {pool.submit(_execute, jobs[i], batch_dir, resume, kernel_name): i
+                       for i in longest_first(jobs)}
             for future in as_completed(futures):
                 outcome = future.result()  # a RunnerError (an existing run folder) stops the batch, as in run_jobs
                 outcomes[futures[future]] = outcome

@@ -80,6 +80,16 @@ NON_EMBEDDING_PARAMS: dict[str, tuple[float, float]] = {
 }
 GPU = ("A100-80GB", 312e12, 0.4)  # name, bf16 peak FLOP/s, assumed utilisation of a large forward
 FULL_USE_TOKENS = 16384  # tokens per forward from which the assumed utilisation is reached
+# Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
+PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
+    "mnli": {"learning_rate": 5e-6, "max_updates": 123873, "batch_size": 8},
+    "qnli": {"learning_rate": 5e-6, "max_updates": 33112, "batch_size": 8},
+    "qqp": {"learning_rate": 5e-6, "max_updates": 113272, "batch_size": 32},
+    "sst2": {"learning_rate": 5e-6, "max_updates": 20935, "batch_size": 32},
+    "rte": {"learning_rate": 1e-5, "max_updates": 3120, "batch_size": 8},
+    "mrpc": {"learning_rate": 1e-5, "max_updates": 2296, "batch_size": 16},
+    "cola": {"learning_rate": 1e-5, "max_updates": 5336, "batch_size": 16},
+}
 METHOD_COST = {"standard": 1.0, "std++": 1.0, "r3f": 4 / 3, "r4f": 4 / 3}  # Table 1: xFP 3 vs 4
 
 
@@ -312,6 +322,43 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
         if profile == "paper":
             desc.problems += _budget_problems(row, derive_summarization_budget(dataset))
     return desc
+
+
+def relative_cost(notebook: str, params: Mapping[str, Any]) -> float:
+    """A run's training work, only to order a batch longest first (the launcher): the estimated GPU-hours of
+    :func:`describe_row`'s FLOP model where the model is one of the paper's, else token-passes (updates x
+    examples per update x tokens per example from the dataset statistics above x Table 1's cost of the method),
+    with fine-tuning stages of probing chains counted. ``params``: the notebook's defaults updated with the run's."""
+    method = str(params.get("method", "standard"))
+    steps = {"smart_steps": params.get("smart_steps", params.get("ascent_steps", 1)),
+             "freelb_steps": params.get("freelb_steps", params.get("ascent_steps", 1))}
+    longer = float(params.get("longer_training_factor") or 2.0) if method == "std++" else 1.0
+    updates = float(params.get("max_updates") or 0) * longer
+    batch = int(params.get("batch_size") or 1)
+    examples = updates * batch * float(params.get("gradient_accumulation_steps") or 1)
+    dec_tokens = 0.0
+    if notebook == "summarization.ipynb":
+        _, enc_tokens, dec_tokens = SUMMARIZATION_STATS.get(str(params.get("dataset")), (0, 512.0, 64.0))
+    elif notebook == "compute_cost.ipynb":  # two trainers, each timed for warm-up + timing_steps steps
+        examples = 2 * (1 + float(params.get("timing_steps") or 1)) * batch
+        enc_tokens = float(params.get("max_length") or 128)
+    elif notebook == "probing.ipynb":  # stages of the chain (or the source task); None: the reference table's
+        study = params.get("experiment")
+        tasks = [str(t) for t in params.get("chain") or ()] if study in ("retention", "degradation") else [
+            str(params.get("source_task"))]
+        cycles = int(params.get("cycles") or 1) if study == "retention" else 1
+        stage_examples = {t: float(params.get("max_updates") or PAPER_GLUE_HPARAMS.get(t, {}).get("max_updates", 0))
+                          * float(params.get("batch_size") or PAPER_GLUE_HPARAMS.get(t, {}).get("batch_size", 1))
+                          for t in tasks}
+        examples = cycles * longer * sum(stage_examples.values())
+        enc_tokens = sum(stage_examples[t] * GLUE_STATS.get(t, (0, 64.0))[1] for t in tasks) / max(
+            sum(stage_examples.values()), 1.0)
+    else:
+        task = "xnli" if notebook == "xnli.ipynb" else str(params.get("task") or params.get("source_task"))
+        enc_tokens = GLUE_STATS.get(task, (0, 64.0))[1]
+    hours = _gpu_hours(str(params.get("model_name")), method, examples, enc_tokens * PADDING_FACTOR,
+                       dec_tokens * PADDING_FACTOR, batch, steps)
+    return hours if hours is not None else examples * (enc_tokens + dec_tokens) * (_method_cost(method, steps) or 1.0)
 
 
 def describe_rows(rows: Iterable[RegistryRow], profile: str = "paper") -> list[RecipeDescription]:

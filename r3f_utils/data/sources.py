@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
+if TYPE_CHECKING:  # imported where a split is loaded: the registry tools read the constants below without it
+    import datasets
 
 LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 # The Hub's automatic Parquet conversion of a dataset: a branch laid out as <config>/<split>/*.parquet
@@ -64,6 +66,8 @@ def hub_conversion_base(hub_id: str, revision: str = PARQUET_CONVERSION) -> str:
 
 def _load_conversion(base: str | Path, config: str | None, split: str) -> datasets.Dataset:
     """One split of a Parquet conversion, local or on the Hub: the same ``datasets`` call for both."""
+    import datasets
+
     return datasets.load_dataset("parquet", data_files={split: conversion_files(base, config, split)}, split=split)
 
 
@@ -85,6 +89,8 @@ def load_split(
     Raises:
         DatasetUnavailableError: ``data_dir`` lacks the split, or the Hub cannot be reached (offline).
     """
+    import datasets
+
     conversion = revision == PARQUET_CONVERSION
     if data_dir is not None:
         if conversion and Path(data_dir, config or "default", split).is_dir():

@@ -42,6 +42,7 @@ from r3f_utils.experiments import checkpoints
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
+from r3f_utils.recipes import PAPER_GLUE_HPARAMS  # the reference GLUE table, torch-free for the launchers
 
 __all__ = [
     "FIXTURES",
@@ -74,16 +75,6 @@ NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
 
-# Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
-PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
-    "mnli": {"learning_rate": 5e-6, "max_updates": 123873, "batch_size": 8},
-    "qnli": {"learning_rate": 5e-6, "max_updates": 33112, "batch_size": 8},
-    "qqp": {"learning_rate": 5e-6, "max_updates": 113272, "batch_size": 32},
-    "sst2": {"learning_rate": 5e-6, "max_updates": 20935, "batch_size": 32},
-    "rte": {"learning_rate": 1e-5, "max_updates": 3120, "batch_size": 8},
-    "mrpc": {"learning_rate": 1e-5, "max_updates": 2296, "batch_size": 16},
-    "cola": {"learning_rate": 1e-5, "max_updates": 5336, "batch_size": 16},
-}
 PAPER_GLUE_SHARED: dict[str, float] = {"adam_beta1": 0.9, "adam_beta2": 0.98, "adam_epsilon": 1e-6,
                                        "warmup_ratio": 0.06, "dropout": 0.1, "weight_decay": 0.01}
 

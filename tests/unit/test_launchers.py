@@ -97,6 +97,24 @@ def test_warm_kernel_zygote_runs_notebooks_in_forked_kernels(tmp_path) -> None:
     assert not socket_path.exists() and SOCKET_ENV not in os.environ  # zygote stopped, environment restored
 
 
+def test_local_pool_starts_the_longest_runs_first() -> None:
+    """Longest first by estimated work (updates x examples x tokens x method cost x stages), in smoke and paper."""
+    from r3f_utils.launchers import longest_first
+
+    registry_path = Path(__file__).resolve().parents[2] / "results_registry.yaml"
+    rows = load_registry(registry_path)
+    for profile, first, before, after in [
+        ("smoke", "table4.cnn_dailymail.bart_r3f", "fig5.freelb", "fig3.freelb"),  # 12 probing stages before 1
+        ("paper", "fig5.freelb", "table2.mnli.roberta_large_r3f", "table2.rte.roberta_large_r3f"),  # 12 stages
+    ]:
+        jobs = plan_jobs(rows, registry_path, profile=profile, seeds=1)
+        order = [jobs[i].experiment for i in longest_first(jobs)]
+        assert sorted(order) == sorted(j.experiment for j in jobs)  # a permutation: every run, once
+        assert order[0] == first, order[:5]
+        assert order.index(before) < order.index(after)
+    assert order[-1].startswith("table1.")  # no training: counted passes and a few timed steps
+
+
 def test_warm_kernels_log_into_the_notebook_and_leave_the_zygotes_objects_to_it(tmp_path, monkeypatch, capfd) -> None:
     """A handler the zygote created (transformers' logger, say) writes into the notebook, as in a cold kernel, not
     onto the batch's console; the zygote's imported objects are frozen out of the kernels' garbage collections;

@@ -12,7 +12,6 @@ from pathlib import Path
 import datasets
 import pytest
 
-from r3f_utils.data import sources
 from r3f_utils.data.sources import PARQUET_CONVERSION, load_split
 from r3f_utils.data.summarization import SUMMARIZATION_DATASETS, load_summarization
 from r3f_utils.registry import load_registry
@@ -52,7 +51,7 @@ def test_the_hub_and_a_local_copy_take_the_same_datasets_call(tmp_path, monkeypa
 
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(flag, raising=False)
-    monkeypatch.setattr(sources.datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)  # sources imports it where it loads
     (tmp_path / "default" / "test").mkdir(parents=True)
     spec = SUMMARIZATION_DATASETS["gigaword"]
     load_split(spec.hub_id, spec.config, "test", revision=spec.revision)
