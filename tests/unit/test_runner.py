@@ -114,3 +114,31 @@ def test_resume_skips_finished_and_reruns_failed_seeds(rows, tmp_path):
     assert (tmp_path / "toy.single" / "seed-2" / "checkpoints" / "checkpoint-4").is_dir()
     assert not (tmp_path / "toy.single" / "seed-2.failed-1" / "checkpoints").exists()
     assert sorted(r.metrics["accuracy"] for r in read_results(tmp_path)) == [50.0, 52.0]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_notebook_saves_per_cell_except_in_smoke(rows, tmp_path, monkeypatch, profile):
+    """cpu/paper runs are saved at every cell (a long run can be watched); a smoke run's notebook is written
+    before it starts (an interrupted run is still seen) and once executed, not ~40 times."""
+    import json
+
+    import papermill
+
+    calls = []
+    real = papermill.execute_notebook
+
+    def recording(*args, **kwargs):
+        calls.append({k: kwargs.get(k) for k in ("prepare_only", "request_save_on_cell_execute")})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", recording)
+    (outcome,) = run_jobs(plan_jobs(select_rows(rows, ["toy.single"]), TOY, profile=profile, seeds=1), tmp_path,
+                          show_progress=False)
+    assert outcome.status == "ok"
+    if profile == "smoke":
+        assert calls == [{"prepare_only": True, "request_save_on_cell_execute": None},
+                         {"prepare_only": None, "request_save_on_cell_execute": False}]
+    else:
+        assert calls == [{"prepare_only": None, "request_save_on_cell_execute": True}]
+    executed = json.loads((outcome.run_dir / "notebook.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["end_time"]  # the executed notebook, not the prepared one
