@@ -105,7 +105,7 @@ def longest_first(jobs: Sequence[Job]) -> list[int]:
     """Indices of ``jobs``, the most work first (:func:`r3f_utils.recipes.relative_cost`, ties in batch order): a
     pool that starts the long runs first does not end with one long run on one worker while the others idle."""
     from .recipes import relative_cost
-    from .train import notebook_defaults
+    from .train import TrainError, notebook_defaults
 
     defaults: dict[Path, dict[str, Any]] = {}
     costs = []
@@ -113,7 +113,7 @@ def longest_first(jobs: Sequence[Job]) -> list[int]:
         if job.notebook not in defaults:
             try:
                 defaults[job.notebook] = notebook_defaults(job.notebook)
-            except Exception:  # a notebook without literal defaults: ordered by its parameters alone
+            except TrainError:  # a notebook without literal defaults: ordered by its parameters alone
                 defaults[job.notebook] = {}
         costs.append(relative_cost(job.notebook.name, {**defaults[job.notebook], **job.parameters}))
     return sorted(range(len(jobs)), key=lambda i: -costs[i])

@@ -228,8 +228,8 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
     logger.propagate = False
     start = datetime.now(timezone.utc)
     # cpu/paper: papermill saves the notebook at every cell's start and end (a long run can be watched); smoke
-    # runs take seconds and ~40 cells' saves cost a third of a second of CPU each: the parameterized notebook is
-    # written first (an interrupted run is still seen as one) and the executed one at the end, or on an error
+    # runs take seconds, and those ~40 saves cost ~0.3 s of CPU per run: the parameterized notebook is written
+    # first (an interrupted run is still seen as one) and the executed one at the end, or on an error
     per_cell = job.profile != "smoke"
     arguments = {"parameters": job.injected(run_dir), "kernel_name": kernel_name, "progress_bar": False}
     try:

@@ -4,12 +4,16 @@ seconds of imports (two thirds of its cost on 2 cores).
 
 The zygote runs beside each launcher worker, started with the environment the runner gives its kernels (so
 settings read at import time, like ``HF_HUB_OFFLINE``, are the kernels'). A kernelspec ``r3f-warm`` in a
-private ``JUPYTER_PATH`` folder starts ``python -m r3f_utils.warm_kernel -f {connection_file}``: a small
-stand-in process that asks the zygote to fork an ``ipykernel`` for that connection file, forwards SIGINT /
-SIGTERM to it and exits with it; the kernel exits when the stand-in is gone, and the stand-in kills the kernel
+private ``JUPYTER_PATH`` folder starts ``python -I -S <this file> -f {connection_file}``: a small stand-in
+process (standard library only) that asks the zygote to fork an ``ipykernel`` for that connection file, forwards
+SIGINT / SIGTERM to it and exits with it; the kernel exits when the stand-in is gone, and the stand-in kills the kernel
 when the runner that started it dies (as a cold kernel's parent poller would). Nothing job-specific runs in the
 zygote, and every notebook seeds its own RNGs, so results equal a cold kernel's (the smoke pins check it).
 Without a zygote the stand-in simply becomes an ordinary ``ipykernel``.
+
+Also done once in the zygote for every kernel: its imported objects are frozen out of garbage collection
+(``gc.freeze``), ``matplotlib.pyplot`` and ipykernel's debugger are imported, and transformers' checkpoint
+conversion table is built; each kernel points the zygote's logging handlers at its own ``sys.stderr``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ SOCKET_ENV = "R3F_WARM_KERNEL_SOCKET"
 _INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 # run by each forked kernel once its streams are the notebook's (an expression: it defines no name)
 _KERNEL_STARTUP = "__import__('r3f_utils.warm_kernel', fromlist=['_']).rebind_log_streams()"
-_zygote_stderr = sys.stderr
 # what the notebooks import (matplotlib.pyplot too: importing it does not load a backend, and MPLBACKEND is set the
 # way ipykernel would set it before the kernel's first plot; see :func:`serve`)
 PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas", "sklearn.metrics", "scipy.stats",
@@ -113,7 +116,7 @@ def rebind_log_streams() -> None:
                                       if isinstance(v, logging.Logger))]
     for logger in loggers:
         for handler in logger.handlers:
-            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, _zygote_stderr):
+            if type(handler) is logging.StreamHandler and handler.stream is sys.__stderr__:  # the zygote's
                 handler.setStream(sys.stderr)
 
 
