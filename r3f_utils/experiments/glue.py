@@ -39,6 +39,8 @@ from transformers import set_seed as hf_set_seed
 
 from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
+from r3f_utils.methods.freelb import FreeLBConfig
+from r3f_utils.methods.smart import SMARTConfig
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
@@ -102,24 +104,24 @@ class RunConfig:
     r4f_scope: str = "out_proj"
     r4f_spectral_norm: str = "hook"  # hook (official: torch.nn.utils.spectral_norm) | parametrization (warm-up)
     longer_training_factor: float = 2.0  # std++ only
-    # SMART (defaults: SMARTConfig's, the official mt-dnn code and the paper's η and ε)
-    smart_lambda: float = 1.0
-    smart_steps: int = 1
-    smart_step_size: float = 1e-3
-    smart_noise_std: float = 1e-5
-    smart_epsilon: float | None = 1e-5
-    smart_norm: str = "inf"
-    smart_ascent_rule: str = "paper"
-    smart_site: str = "word_embeddings"
-    smart_reg_detach: str = "targets"
-    smart_bregman_mu: float = 0.0
-    # FreeLB (defaults: FreeLBConfig's, the published SST-2 launch script)
-    freelb_steps: int = 2
-    freelb_lr: float = 0.1
-    freelb_init_mag: float = 1.0
-    freelb_max_norm: float | None = 0.6
-    freelb_norm: str = "l2"
-    freelb_shared_dropout: bool = True
+    # SMART (defaults: SMARTConfig's, the official mt-dnn code and the paper's η and ε; the notebooks repeat them)
+    smart_lambda: float = SMARTConfig.adv_lambda
+    smart_steps: int = SMARTConfig.ascent_steps
+    smart_step_size: float = SMARTConfig.step_size
+    smart_noise_std: float = SMARTConfig.noise_std
+    smart_epsilon: float | None = SMARTConfig.epsilon
+    smart_norm: str = SMARTConfig.norm
+    smart_ascent_rule: str = SMARTConfig.ascent_rule
+    smart_site: str = SMARTConfig.site
+    smart_reg_detach: str = SMARTConfig.reg_detach
+    smart_bregman_mu: float = SMARTConfig.bregman_mu
+    # FreeLB (defaults: FreeLBConfig's, the published SST-2 launch script; the notebooks repeat them)
+    freelb_steps: int = FreeLBConfig.adv_steps
+    freelb_lr: float = FreeLBConfig.adv_lr
+    freelb_init_mag: float = FreeLBConfig.init_mag
+    freelb_max_norm: float | None = FreeLBConfig.max_norm
+    freelb_norm: str = FreeLBConfig.norm
+    freelb_shared_dropout: bool = FreeLBConfig.shared_dropout
     max_length: int = 512  # fairseq --max-positions 512
     eval_steps: int | None = None  # None = once per epoch of the training data
     max_train_samples: int | None = None
@@ -156,16 +158,12 @@ class RunConfig:
         """:class:`r3f_utils.SMARTConfig` for smart, None otherwise."""
         if self.method != "smart":
             return None
-        from r3f_utils.methods.smart import SMARTConfig
-
         return SMARTConfig(**{field: getattr(self, name) for name, field in SMART_PARAMETERS.items()})
 
     def freelb_config(self) -> Any:
         """:class:`r3f_utils.FreeLBConfig` for freelb, None otherwise."""
         if self.method != "freelb":
             return None
-        from r3f_utils.methods.freelb import FreeLBConfig
-
         return FreeLBConfig(**{field: getattr(self, name) for name, field in FREELB_PARAMETERS.items()})
 
     def to_dict(self) -> dict[str, Any]:
