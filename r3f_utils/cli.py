@@ -304,7 +304,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result = check(rows, records, args.profile, include_reported=False, claims=claims)
-    print(format_table(result))
+    print(format_table(result, failed_runs=len(failed)))
     try:
         _, html_path = _write_report(rows, claims, records, batch, args.profile)
         print(f"report: {html_path}")
