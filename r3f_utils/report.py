@@ -345,9 +345,12 @@ def plot_png(result: CheckResult) -> bytes | None:
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(MaxNLocator(nbins=6))
     ax.ticklabel_format(axis="both", style="plain", useOffset=False)
-    if len(points) <= 12:
+    if len(points) <= 12:  # one label per place: points that coincide share it instead of overprinting
+        places: dict[tuple[float, float], list[str]] = {}
         for x, y, v in points:
-            ax.annotate(f"{v.row}:{v.metric}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            places.setdefault((round(x, 6), round(y, 6)), []).append(f"{v.row}:{v.metric}")
+        for (x, y), names in places.items():
+            ax.annotate("\n".join(names), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.legend(loc="best", fontsize=8)
     ref = _short_reference(result.profile)
     ax.set_xlabel(f"{ref} value")
