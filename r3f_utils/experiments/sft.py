@@ -118,6 +118,7 @@ class SFTRunConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     keep_checkpoints: bool = False
+    report_to: str = "none"  # the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated list
     seed: int = 0
     output_dir: str = "runs/notebook"
     profile: str = "smoke"
@@ -293,7 +294,8 @@ def build_sft_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreT
 
     eval_steps = min(cfg.eval_steps or cfg.max_updates, cfg.max_updates)
     shared = checkpoints.checkpointed_run_arguments(cfg.checkpoint_dir, eval_steps=eval_steps, seed=cfg.seed,
-                                                    fp16=False, bf16=cfg.bf16, profile=cfg.profile)
+                                                    fp16=False, bf16=cfg.bf16, profile=cfg.profile,
+                                                    report_to=cfg.report_to)
     shared["lr_scheduler_type"], shared["lr_scheduler_kwargs"] = "cosine", {}  # the usual SFT schedule
     args = SFTConfig(
         **shared,
@@ -311,7 +313,6 @@ def build_sft_trainer(cfg: SFTRunConfig, model: PreTrainedModel, tokenizer: PreT
         gradient_checkpointing=cfg.gradient_checkpointing,
         metric_for_best_model="loss",
         greater_is_better=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
     peft_config = None
     if cfg.finetuning == "lora":

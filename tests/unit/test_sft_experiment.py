@@ -26,7 +26,7 @@ def test_bad_configurations_are_refused_by_name(tmp_path) -> None:
         exp.resolve_sft_config(**{**SMOKE, "finetuning": "qlora"})
     with pytest.raises(ValueError, match="paper profile needs a pretrained model"):
         exp.resolve_sft_config(**{**SMOKE, "profile": "paper"})
-    with pytest.raises(ValueError, match="YAML: write 1.0e-5"):
+    with pytest.raises(ValueError, match=r"YAML: write 1\.0e-5"):
         exp.resolve_sft_config(**{**SMOKE, "eps": "1e-5"})
     with pytest.raises(ValueError, match="generation_samples=9 is invalid: at most test_size=8"):
         exp.resolve_sft_config(**{**SMOKE, "generation_samples": 9})
@@ -77,7 +77,7 @@ def test_heldout_tokenization_is_trls_and_a_run_records_its_metrics(tmp_path) ->
     cfg = exp.resolve_sft_config(**{**SMOKE, "output_dir": str(tmp_path / "steps")})
     data = exp.load_sft_data(cfg)
     model, tok = exp.build_sft_model(cfg, data.texts())
-    assert (tmp_path / "steps" / "checkpoints" / "initial-model" / "config.json").is_file()  # loaded back with from_pretrained
+    assert (tmp_path / "steps" / "checkpoints" / "initial-model" / "config.json").is_file()  # from_pretrained
     trainer = exp.build_sft_trainer(cfg, model, tok, data)
     processed = trainer.train_dataset
     for i in range(4):
