@@ -172,16 +172,24 @@ def _write_report(registry: Registry, records: Sequence, out: str | Path, profil
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write report.md / report.html for the results under ``--results``."""
-    from .atomic import OutputError
+    from .atomic import OutputError, describe_os_error
 
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
     registry, records = loaded
+    out = Path(args.out or args.results)
+    if out.exists() and not out.is_dir():
+        print(f"error: --out {out} is a file, not a folder: name a folder (report.md, report.html and the figures "
+              "go into it; it is made if missing)", file=sys.stderr)
+        return 2
     try:
-        md_path, html_path = _write_report(registry, records, args.out or args.results, args.profile)
+        md_path, html_path = _write_report(registry, records, out, args.profile)
     except (RunnerError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file in the way of a folder on --out's path, a read-only parent, ...
+        print(f"error: {describe_os_error(out, err)}", file=sys.stderr)
         return 2
     print(f"wrote {md_path} and {html_path}")
     return 0
@@ -248,7 +256,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"error: {describe_os_error(args.out, err)}", file=sys.stderr)
         return 2
     print(f"{len(jobs)} runs into {batch}", file=sys.stderr)
-    outcomes = launch(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    try:
+        outcomes = launch(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    except KeyboardInterrupt:  # Ctrl-C: finished seeds are kept, the interrupted ones rerun on --resume
+        print(f"\ninterrupted; resume with: {_invoked_as()} reproduce --resume {batch}", file=sys.stderr)
+        return 130
+    except OSError as err:  # a full disk where no run could record it: the batch stays resumable
+        print(f"error: {describe_os_error(batch, err)}; then resume with: {_invoked_as()} reproduce --resume {batch}",
+              file=sys.stderr)
+        return 2
     if any(o.status in ("submitted", "running") for o in outcomes):  # slurm --detach, or jobs still queued
         waiting = sum(o.status in ("submitted", "running") for o in outcomes)
         print(f"{waiting} runs queued or running; collect them with: python -m r3f_utils reproduce --resume {batch}"
@@ -271,6 +287,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     except (RunnerError, OutputError) as err:  # the runs are kept; only the page is missing
         print(f"warning: no report written: {err}", file=sys.stderr)
     return max(exit_code(result, strict=args.strict), 1 if failed else 0)
+
+
+def _invoked_as() -> str:
+    """How the user started this program: ``r3f-repro`` (the console script) or ``python -m r3f_utils``."""
+    return "r3f-repro" if Path(sys.argv[0]).name == "r3f-repro" else "python -m r3f_utils"
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
@@ -392,4 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C outside a batch's runs (reproduce says how to resume its own)
+        print("\ninterrupted", file=sys.stderr)
+        return 130
