@@ -5,7 +5,7 @@
 # and the Perl XML modules that the official ROUGE-1.5.5 script needs.
 # Where the Python is externally managed (PEP 668: Debian 12, Ubuntu 24.04) or its site-packages are not
 # writable, the stack goes into a project virtual environment, .venv, which ci/python then runs; there pip and
-# setuptools>=68 come first (a fresh venv has setuptools 65 on Python 3.11, none on 3.12, and the wheel test
+# setuptools>=70.1 come first (a fresh venv has setuptools 65 on Python 3.11, none on 3.12, and the wheel test
 # builds without isolation against setuptools>=68).
 # Switches: R3F_NO_VENV=1 never makes .venv; R3F_FORCE_VENV=1 always does (the test of this fallback);
 # R3F_VENV_OPTIONS: extra `python -m venv` options; R3F_NO_APT=1 skips the Debian packages.
@@ -59,6 +59,6 @@ elif [ "${R3F_NO_VENV:-0}" != 1 ] && { [ "${R3F_FORCE_VENV:-0}" = 1 ] || needs_v
   PYTHON=.venv/bin/python
 fi
 if [ "$PYTHON" = .venv/bin/python ]; then  # new or earlier .venv: a pip and a setuptools that build this package
-  "$PYTHON" -m pip install -q "pip>=23" "setuptools>=68" wheel
+  "$PYTHON" -m pip install -q "pip>=23" "setuptools>=70.1"  # 70.1: bdist_wheel built in, no `wheel` package needed
 fi
 "$PYTHON" -m pip install -q -r requirements.txt
