@@ -101,8 +101,8 @@ def encoder_of(model: nn.Module) -> nn.Module:
     if base is model and getattr(model, "config", None) is not None:  # a bare encoder (RobertaModel, BertModel)
         return model
     if base is None or base is model:
-        raise ValueError(f"{type(model).__name__} is not a Hugging Face model with an encoder to probe: pass a "
-                         "*ForSequenceClassification model or its bare encoder (e.g. RobertaModel)")
+        raise ValueError(f"{type(model).__name__} has no base_model (it is not a Hugging Face model) to probe: pass "
+                         "a *ForSequenceClassification model or its bare encoder (e.g. RobertaModel)")
     return base
 
 
