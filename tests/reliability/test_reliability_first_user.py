@@ -121,6 +121,9 @@ def test_slurm_launcher_unavailable_is_a_clear_error_without_a_batch_folder(tmp_
     if missing == "submitit":
         monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit fails as when not installed
     else:
+        # submitit's import runs logging.config.dictConfig, which closes every existing logging handler; in the
+        # full suite one of them writes to pytest's captured stderr, which then breaks the whole session
+        monkeypatch.setenv("SUBMITIT_LOG_LEVEL", "NOCONFIG")
         pytest.importorskip("submitit")
         monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
     code = main(["reproduce", "--registry", str(TOY), "--rows", "toy.single", "--launcher", "slurm",
