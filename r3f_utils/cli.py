@@ -82,7 +82,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         + (" (notebooks not checked)" if args.no_notebooks else "")
     )
     if args.profile == "paper":  # what each row downloads and costs; 1 when a row cannot run as registered
-        from .recipes import validate_paper_profile
+        from .plan import validate_paper_profile
 
         return validate_paper_profile(rows)
     return 0
@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("validate", cmd_validate, "validate the registry (fields, names, numbers, notebooks)")
     p.add_argument("--no-notebooks", action="store_true", help="skip the notebook existence/parameter checks")
     p.add_argument("--profile", choices=("paper",), help="paper: also list each row's downloads, updates, epochs, "
-                   "GPU-hours, and fail on a row that cannot run as registered (r3f_utils/recipes.py)")
+                   "GPU-hours, and fail on a row that cannot run as registered (r3f_utils/plan.py)")
     p = add("ls", cmd_ls, "list registry rows")
     rows_arg(p)
     p.add_argument("--role", choices=("target", "reported", "claim"))

@@ -1,9 +1,9 @@
 """The result registry: every number of the paper, as a validated list of ``RegistryRow``.
 
-``results_registry.yaml`` (``rows:``, a list) is read with ``yaml.safe_load`` only. Validation names the
-row and the field of every problem and suggests near matches for names. This module also holds the one
-list of metric names (``METRIC_NAMES``) and aggregations (``AGGREGATIONS``) the whole package uses.
-No torch/transformers import; papermill is imported only to check notebooks.
+``results_registry.yaml`` (``rows:``, a list) is read with :func:`r3f_utils.yaml_io.load` (safe; ``1e-5`` is a
+number). Validation names the row and the field of every problem and suggests near matches for names. This
+module also holds the one list of metric names (``METRIC_NAMES``) and aggregations (``AGGREGATIONS``) the whole
+package uses. No torch/transformers import; papermill is imported only to check notebooks.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import yaml_io
 from .package_data import registry_path
+from .params import GLUE_TASK_NAMES, PROBE_MAX_CYCLES, PROFILES, XNLI_LANGUAGES
 
 __all__ = [
     "AGGREGATIONS",
@@ -41,7 +41,6 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RegistryRow",
-    "SmokeSpec",
     "check_metric_name",
     "is_number_like",
     "load_registry",
@@ -52,9 +51,6 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = registry_path()  # the checkout's own file, else the copy shipped in the wheel
-
-GLUE_TASK_NAMES = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola", "sst2", "stsb")
-PROBE_MAX_CYCLES = 5  # Figure 5's cyclic chain: metric names exist for cycles 1..5
 
 
 def _probing_metric_names() -> dict[str, tuple[str, bool]]:
@@ -70,8 +66,6 @@ def _probing_metric_names() -> dict[str, tuple[str, bool]]:
     names["probe_mean"] = ("mean of the run's probe metrics x100", True)
     return names
 
-
-XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 
 # metric name -> (what it measures, higher is better)
 METRIC_NAMES: dict[str, tuple[str, bool]] = {
@@ -106,8 +100,6 @@ AGGREGATIONS: dict[str, tuple[str, int]] = {
 }
 
 ROLES = ("target", "reported")
-# smoke: tiny models + fixtures (CI); cpu: the pip-shipped pretrained MiniLM on CPU; paper: the paper's recipes
-PROFILES = ("smoke", "cpu", "paper")
 # registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`)
 SCHEMA_VERSIONS = (1, 2)
 CLAIM_RELATIONS = ("<", "<=", ">", ">=")
@@ -165,9 +157,6 @@ class ProfileSpec:
     expected: dict[str, float] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
     seeds: int = 1
-
-
-SmokeSpec = ProfileSpec  # the name of schema 1
 
 
 @dataclass(frozen=True)
@@ -290,19 +279,8 @@ def check_metric_name(name: str) -> None:
 
 def _number_problem(value: Any) -> str | None:
     """Why ``value`` is not a usable number, or None when it is one."""
-    if isinstance(value, str) and _NUMBER_LIKE.match(value):
-        fixed = value.strip().lower()
-        if "e" in fixed:  # YAML 1.1 floats need a dot in the mantissa and a sign in the exponent
-            mantissa, exponent = fixed.split("e")
-            mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
-            exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
-            fixed = f"{mantissa}e{exponent}"
-        why = (
-            "PyYAML reads exponent notation without a dot and a signed exponent as a string"
-            if "e" in fixed
-            else "it is quoted"
-        )
-        return f"{value!r} is a string, not a number ({why}); write {fixed}"
+    if isinstance(value, str) and _NUMBER_LIKE.match(value):  # unquoted, the YAML reader makes it a number
+        return f"{value!r} is a string, not a number (it is quoted); write {value.strip()}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{value!r} ({type(value).__name__}) is not a number"
     if not math.isfinite(value):
@@ -582,25 +560,6 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
                     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML's silent last-wins)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # only the keys written in this mapping count: a key merged in by `<<: *anchor` may be overridden
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would silently keep "
-                    "the last one: remove or rename one of them", key_node.start_mark)
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8-sig")  # a BOM is tolerated
@@ -609,8 +568,8 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as err:
         raise RegistryError([f"{path}: not UTF-8 text ({err}); save the registry as UTF-8"]) from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as err:
+        return yaml_io.load(text)  # YAML 1.2 floats (1e-5 is a number), duplicate keys refused
+    except yaml_io.YAMLError as err:
         hint = " (YAML forbids tabs for indentation: use spaces)" if "\t" in text and "\\t" in str(err) else ""
         raise RegistryError([f"{path}: not valid YAML{hint}: {err}"]) from None
 

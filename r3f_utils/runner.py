@@ -22,9 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, is_number_like, string_number_problems
+from . import yaml_io
+from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, string_number_problems
 from .results import RESULTS_FILENAME
 
 __all__ = [
@@ -96,13 +95,11 @@ class JobOutcome:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` (value read with ``yaml.safe_load``; ``1e-5`` becomes the float 1e-05)."""
+    """Parse ``key=value`` (value read as YAML, :mod:`r3f_utils.yaml_io`: ``1e-5`` is the float 1e-05)."""
     if "=" not in text:
         raise RunnerError(f"--set {text!r}: expected key=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
-    if isinstance(value, str) and is_number_like(value):
-        value = float(value)
+    value = yaml_io.load(raw) if raw.strip() else ""
     return key.strip(), value
 
 

@@ -159,7 +159,7 @@ def test_std_baselines_carry_their_sources_recipe_and_aggregation() -> None:
         assert median.aggregation == "median_of_10" and median.experiment != std.experiment
         assert not any("published RoBERTa numbers" in n for n in median.notes)
         stdpp = rows[f"table2a.{task}.roberta_large_stdpp"]
-        factor = RunConfig.__dataclass_fields__["longer_training_factor"].default
+        factor = RunConfig.model_fields["longer_training_factor"].default
         assert any(f"longer_training_factor {factor}" in n for n in stdpp.notes), task
 
 
