@@ -9,8 +9,9 @@ from pathlib import Path
 import datasets
 import torch
 from transformers import Seq2SeqTrainingArguments, TrainingArguments, default_data_collator
+from trl import SFTConfig
 
-from r3f_utils import R3FConfig, R3FSeq2SeqTrainer, R3FTrainer
+from r3f_utils import R3FConfig, R3FSeq2SeqTrainer, R3FSFTTrainer, R3FTrainer
 from r3f_utils.tiny_models import build_tiny_model
 
 GLOBAL_BATCH = 8
@@ -20,6 +21,7 @@ CASES = {
     "seq2seq_r3f": ("seq2seq", R3FConfig(eps=0.1, r3f_lambda=1.0, noise_type="normal")),
     "classification_standard": ("classification", None),
     "seq2seq_standard": ("seq2seq", None),
+    "causal_lm_r3f": ("causal_lm", R3FConfig(eps=0.1, r3f_lambda=1.0)),  # R3FSFTTrainer, tiny Llama
 }
 
 
@@ -48,8 +50,24 @@ def seq2seq_data(length: int = 10, target: int = 9, vocab: int = 50) -> datasets
                                        "labels": labels.tolist()})
 
 
+def causal_lm_data(length: int = 10, vocab: int = 50) -> datasets.Dataset:
+    """Prompt + completion rows (labels -100 on the prompt) with 1, 1, ..., 1, 6 completion tokens."""
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, vocab, (GLOBAL_BATCH, length), generator=g)
+    labels = ids.clone()
+    completions = [1] * (GLOBAL_BATCH - 1) + [6]
+    for row, n in enumerate(completions):
+        labels[row, : length - n] = -100
+    return datasets.Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * length] * GLOBAL_BATCH,
+                                       "labels": labels.tolist()})
+
+
 def build(case: str) -> tuple[type, torch.nn.Module, datasets.Dataset, R3FConfig | None, dict]:
     objective, r3f = CASES[case]
+    if objective == "causal_lm":
+        model, tok = build_tiny_model("tiny-llama", dropout=0.0)
+        return R3FSFTTrainer, model, causal_lm_data(), r3f, {"bf16": False, "gradient_checkpointing": False,
+                                                             "processing_class": tok}
     if objective == "classification":
         model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
         return R3FTrainer, model, classification_data(), r3f, {}
@@ -65,10 +83,13 @@ def one_sgd_step(case: str, out: Path, per_device_batch: int) -> dict[str, torch
     trainer_cls, model, data, r3f, extra = build(case)
     model = copy.deepcopy(model)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    args_cls = Seq2SeqTrainingArguments if trainer_cls is R3FSeq2SeqTrainer else TrainingArguments
+    args_cls = {R3FSeq2SeqTrainer: Seq2SeqTrainingArguments, R3FSFTTrainer: SFTConfig}.get(trainer_cls,
+                                                                                         TrainingArguments)
+    trainer_kwargs = {k: extra.pop(k) for k in ("processing_class",) if k in extra}
     args = args_cls(str(out / case), per_device_train_batch_size=per_device_batch, max_steps=1, optim="sgd",
                     learning_rate=1.0, lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0,
                     report_to=[], save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
                     dataloader_num_workers=0, **extra)
-    trainer_cls(model=model, args=args, r3f=r3f, train_dataset=data, data_collator=default_data_collator).train()
+    trainer_cls(model=model, args=args, r3f=r3f, train_dataset=data, data_collator=default_data_collator,
+                **trainer_kwargs).train()
     return {k: before[k] - v.detach() for k, v in model.named_parameters()}
