@@ -37,8 +37,8 @@ from typing import Any
 import yaml
 
 from .atomic import atomic_write_text
+from .layout import RESULTS_FILENAME
 from .package_data import notebooks_dir
-from .results import RESULTS_FILENAME
 from .runner import Job, JobOutcome, RunnerError, run_jobs
 
 __all__ = [

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from . import yaml_io
+from .families import family_of
 from .package_data import registry_path
-from .params import GLUE_TASK_NAMES, PROBE_MAX_CYCLES, PROFILES, XNLI_LANGUAGES
+from .params import GLUE_TASK_NAMES, PROBE_MAX_CYCLES, PROFILES, XNLI_LANGUAGES, resolve
 
 __all__ = [
     "AGGREGATIONS",
@@ -525,6 +526,22 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
                 )
 
 
+def _check_values(row: RegistryRow, errors: list[str]) -> None:
+    """A family's row: its parameters of every profile validated by the family's parameter class, as the notebook
+    will validate them (types, ranges, choices), so a bad value fails here rather than in a run."""
+    family = family_of(row.notebook)
+    if family is None or row.role != "target":
+        return
+    sections = [("parameters", "paper"), ("smoke.parameters", "smoke")] + (
+        [("cpu.parameters", "cpu")] if row.cpu is not None else [])
+    for fld, profile in sections:
+        params = {k: v for k, v in row.parameters_for(profile).items() if k in family.params.model_fields}
+        try:
+            resolve(family.params, {**params, "profile": profile})
+        except ValueError as err:
+            errors.append(f"row '{row.id}': field '{fld}': {err}")
+
+
 def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> None:
     import papermill  # heavy (jupyter); only needed here
 
@@ -533,9 +550,12 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
         if row.notebook is None:
             continue
         path = (base / row.notebook).resolve()
+        family = family_of(row.notebook)
         if path not in declared:
             if not path.is_file():
                 declared[path] = None
+            elif family is not None:  # its parameters cell is stamped from its class (tests/unit/test_families.py)
+                declared[path] = set(family.params.model_fields)
             else:
                 declared[path] = set(papermill.inspect_notebook(str(path)))
                 for name in COMMON_PARAMETERS:
@@ -548,6 +568,7 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
         if names is None:
             errors.append(f"row '{row.id}': field 'notebook': {row.notebook!r} does not exist ({path})")
             continue
+        _check_values(row, errors)
         sections = [("parameters", row.parameters), ("smoke.parameters", row.smoke.parameters)]
         if row.cpu is not None:
             sections.append(("cpu.parameters", row.cpu.parameters))

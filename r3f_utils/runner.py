@@ -1,7 +1,7 @@
 """Batch execution of registry rows with papermill: one run folder per (experiment, seed).
 
-Layout: ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipynb`` (executed),
-``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
+Layout (:mod:`r3f_utils.layout`): ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipynb``
+(executed), ``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
 Seeds are numbered 1..N. Rows that share an ``experiment`` (Table 2's best and median halves) run once per
 seed; the notebook gets the experiment key as its ``row`` parameter. A run folder is never overwritten:
 ``resume`` skips seeds with a ``results.json`` and moves a failed (or interrupted) seed's folder aside before
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import yaml_io
+from .layout import BATCH_MANIFEST, CHECKPOINTS, ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, run_folder
 from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, string_number_problems
-from .results import RESULTS_FILENAME
 
 __all__ = [
     "BATCH_MANIFEST",
@@ -69,7 +69,7 @@ class Job:
     @property
     def folder(self) -> Path:
         """Run folder relative to the batch folder."""
-        return Path(self.experiment) / f"seed-{self.seed}"
+        return run_folder(self.experiment, self.seed)
 
     def injected(self, run_dir: Path) -> dict[str, Any]:
         """All papermill parameters: the row's plus ``row``, ``profile``, ``seed``, ``output_dir``."""
@@ -203,7 +203,6 @@ def _describe_failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-CHECKPOINTS = "checkpoints"  # the notebooks' checkpoint folder inside a run folder
 # the kernel's own log (not the cells' output) shows errors only: no "Kernel is running over TCP without
 # encryption" warning per run on a local batch
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -231,11 +230,11 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
     arguments = {"parameters": job.injected(run_dir), "kernel_name": kernel_name, "progress_bar": False}
     try:
         if not per_cell:
-            papermill.execute_notebook(str(job.notebook), str(run_dir / "notebook.ipynb"), prepare_only=True,
+            papermill.execute_notebook(str(job.notebook), str(run_dir / EXECUTED_NOTEBOOK), prepare_only=True,
                                        **arguments)
         papermill.execute_notebook(
             str(job.notebook),
-            str(run_dir / "notebook.ipynb"),
+            str(run_dir / EXECUTED_NOTEBOOK),
             cwd=str(job.notebook.parent),
             log_output=True,
             extra_arguments=KERNEL_ARGUMENTS,
@@ -254,7 +253,7 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
         logger.setLevel(old_level)
         logger.propagate = old_propagate
     if error:
-        (run_dir / "error.txt").write_text(error + "\n", encoding="utf-8")
+        (run_dir / ERROR_FILE).write_text(error + "\n", encoding="utf-8")
     seconds = (datetime.now(timezone.utc) - start).total_seconds()
     return JobOutcome(job, run_dir, status, error, seconds)
 
@@ -304,7 +303,6 @@ def run_jobs(
 
 # ---- what a batch was started with, and what --resume may continue -------------------------------------------
 
-BATCH_MANIFEST = "batch.json"  # <batch>/batch.json: profile, experiments, seeds and --set overrides of the batch
 # parameters the runner sets itself, and the option that controls each
 _RUNNER_SET = {"seed": "--seeds N", "row": "--rows", "output_dir": "--out", "profile": "--profile"}
 

@@ -203,7 +203,7 @@ def test_string_number_parameter_is_refused_with_the_fix(tmp_path, capsys) -> No
     say so (an unquoted YAML 1e-5 is a number: r3f_utils.yaml_io)."""
     from r3f_utils.experiments.glue import resolve_glue_config
 
-    with pytest.raises(ValueError, match=r"parameter eps='1e-5' is invalid: a positive number \(a string is not a number"):
+    with pytest.raises(ValueError, match=r"parameter eps='1e-5' is invalid: a positive number \(a string is not"):
         resolve_glue_config(task="rte", method="r3f", profile="smoke", eps="1e-5", output_dir=str(tmp_path),
                             model_name="tiny-roberta", learning_rate=1e-3, max_updates=10, batch_size=8)
     registry = _copy_toy(tmp_path)

@@ -95,7 +95,7 @@ def test_cell_literals_read_back() -> None:
     source = parameters_source(SummarizationParams)
     assert "learning_rate = 1.0e-3  # paper: 3e-5" in source and 'dataset = "cnn_dailymail"' in source
     namespace: dict = {}
-    exec(source, namespace)  # noqa: S102 - the cell is what the notebook runs
+    exec(source, namespace)
     assert {k: namespace[k] for k in SummarizationParams.model_fields} == SummarizationParams().to_params()
 
 
@@ -147,3 +147,15 @@ def test_the_package_import_graph_has_no_cycle() -> None:
     for node in lower:  # the table and the schemas never reach up into the torch side
         assert not any(m.startswith("r3f_utils.experiments") or m.startswith("r3f_utils.methods")
                        for m in graph[node]), (node, graph[node])
+
+
+def test_registry_rows_are_validated_by_their_familys_class(tmp_path) -> None:
+    from r3f_utils.registry import RegistryError, load_registry
+
+    text = (ROOT / "results_registry.yaml").read_text(encoding="utf-8")
+    assert "    warmup_ratio: 0.06\n" in text
+    (tmp_path / "notebooks").symlink_to(ROOT / "notebooks")
+    (tmp_path / "r.yaml").write_text(text.replace("    warmup_ratio: 0.06\n", "    warmup_ratio: 1.5\n", 1))
+    with pytest.raises(RegistryError, match=r"row 'table2a\.\w+\.roberta_large_\w+': field 'parameters': parameter "
+                                            r"warmup_ratio=1\.5 is invalid: a fraction in \[0, 1\)"):
+        load_registry(tmp_path / "r.yaml")
