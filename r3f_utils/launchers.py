@@ -103,11 +103,11 @@ def slot_environments(jobs: int, profile: str, gpus: Sequence[str] | None = None
 
 
 def longest_first(jobs: Sequence[Job]) -> list[int]:
-    """Indices of ``jobs``, the most work first (:func:`r3f_utils.plan.relative_cost` of the family's defaults
+    """Indices of ``jobs``, the most work first (:func:`r3f_utils.describe.relative_cost` of the family's defaults
     updated with the run's parameters, ties in batch order): a pool that starts the long runs first does not end
     with one long run on one worker while the others idle."""
+    from .describe import relative_cost
     from .families import family_of
-    from .plan import relative_cost
 
     costs = []
     for job in jobs:
@@ -438,11 +438,11 @@ def add_arguments(parser: Any) -> None:
                         help="local: start every kernel from scratch instead of forking it from a warm zygote")
     group = parser.add_argument_group("slurm launcher (flags override --slurm-config)")
     group.add_argument("--slurm-config", metavar="FILE", help="YAML of SlurmOptions (partition, time_min, ...)")
-    group.add_argument("--partition")
+    group.add_argument("--partition", help="SLURM partition (default: the cluster's)")
     group.add_argument("--time-min", type=int, help="minutes per job (default 1440)")
     group.add_argument("--gpus-per-job", type=int, help="default 1")
     group.add_argument("--cpus-per-job", type=int, help="default 8")
-    group.add_argument("--mem-gb", type=int)
+    group.add_argument("--mem-gb", type=int, help="memory per job in GB (default: the cluster's)")
     group.add_argument("--slurm-executor", choices=SLURM_EXECUTORS,
                        help="local runs the submission on this machine without SLURM (submitit's local executor)")
     group.add_argument("--detach", action="store_true",

@@ -1,6 +1,6 @@
 """The paper's recipes as facts: the reference GLUE table, dataset statistics, the FLOP cost model and the
 derived summarization budgets. Torch-free and registry-free: :mod:`r3f_utils.families` costs each family with
-it, :mod:`r3f_utils.plan` checks registry rows against it (``validate --profile paper``).
+it, :mod:`r3f_utils.describe` checks registry rows against it (``validate --profile paper``).
 
 Summarization budgets are derived, not copied. fairseq batches by tokens: BART's CNN/DM recipe (the only
 published one) updates on ``--max-tokens 2048`` x 8 GPUs x ``--update-freq 4`` = 65,536 tokens, i.e. about

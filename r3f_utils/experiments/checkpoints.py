@@ -107,10 +107,18 @@ def checkpointed_run_arguments(
         "report_to": [],
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        # pinned memory only helps a GPU; on CPU torch warns once per DataLoader (25 times per smoke run)
+        "dataloader_pin_memory": _cuda_available(),
         # several CPU processes (torchrun/accelerate without GPUs): only use_cpu makes the Trainer join the gloo
         # group as DDP; without it every rank trained alone into the same checkpoint folder
         **({"use_cpu": True} if _distributed_without_gpu() else {}),
     }
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _distributed_without_gpu() -> bool:

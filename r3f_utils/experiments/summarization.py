@@ -21,7 +21,6 @@ from typing import Any
 
 import datasets
 import numpy as np
-import torch
 from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -269,7 +268,6 @@ def build_training_arguments(cfg: SummarizationConfig, num_train_examples: int) 
         metric_for_best_model="loss",  # fairseq's checkpoint_best.pt: lowest validation loss
         greater_is_better=False,
         predict_with_generate=True,
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 

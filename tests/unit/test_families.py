@@ -101,7 +101,8 @@ def test_cell_literals_read_back() -> None:
 
 def test_machinery_imports_no_torch() -> None:
     code = ("import sys; import r3f_utils.families, r3f_utils.params, r3f_utils.registry, r3f_utils.checker, "
-            "r3f_utils.runner, r3f_utils.plan, r3f_utils.train, r3f_utils.colab, r3f_utils.launchers; "
+            "r3f_utils.runner, r3f_utils.describe, r3f_utils.plan, r3f_utils.train, r3f_utils.colab, "
+            "r3f_utils.launchers; "
             "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

@@ -140,7 +140,7 @@ def test_chain_resumes_after_an_interruption_from_the_saved_encoder(tmp_path):
 
 
 def test_paper_profile_lists_every_glue_download_of_a_probing_row(registry_rows):
-    from r3f_utils.plan import describe_row
+    from r3f_utils.describe import describe_row
 
     for row in registry_rows:
         if row.table not in ("fig3", "fig4", "fig5"):
