@@ -159,6 +159,8 @@ class Training(Identity):
     fp16: bool = P(False, "mixed precision on a GPU (paper profile: bf16: True)", section="data")
     bf16: bool = P(False, "", section="data")
     keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
+    report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
+                       "list", section="data")
 
 
 class GlueTraining(Training):
@@ -345,6 +347,8 @@ class SummarizationParams(Identity):
     fp16: bool = P(False, "mixed precision on a GPU (paper profile: bf16: True)", section="data")
     bf16: bool = P(False, "", section="data")
     keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
+    report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
+                       "list", section="data")
 
 
 class ComputeCostParams(Identity):
@@ -449,12 +453,25 @@ def _literal(value: Any) -> str:
     raise TypeError(f"no cell literal for {value!r}")
 
 
+def _hint(annotation: Any) -> str:
+    """The cell's type hint, as ``papermill --help-notebook`` shows it: ``int``, ``"Optional[float]"``,
+    ``"list[str]"`` (a ``Literal`` is the type of its values)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Literal:
+        return type(get_args(annotation)[0]).__name__
+    if get_origin(annotation) is list:
+        return f'"list[{_hint(args[0]).strip(chr(34))}]"'
+    if type(None) in get_args(annotation):
+        return f'"Optional[{_hint(args[0]).strip(chr(34))}]"'
+    return annotation.__name__
+
+
 def parameters_source(cls: type[Params]) -> str:
-    """The ``parameters`` cell of ``cls``'s notebook: one assignment per field, by section, with its help."""
+    """The ``parameters`` cell of ``cls``'s notebook: one typed assignment per field, by section, with its help."""
     by_section: dict[str, list[str]] = {s: [] for s in SECTIONS}
     for name, info in cls.model_fields.items():
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        line = f"{name} = {_literal(info.default)}"
+        line = f"{name}: {_hint(info.annotation)} = {_literal(info.default)}"
         by_section[str(extra.get("section", "data"))].append(f"{line}  # {info.description}" if info.description
                                                              else line)
     header = ("# Stamped by `python -m r3f_utils.colab` from r3f_utils/params.py "

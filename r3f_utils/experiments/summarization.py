@@ -252,7 +252,8 @@ def build_training_arguments(cfg: SummarizationConfig, num_train_examples: int) 
     eval_steps = min(cfg.eval_steps or math.ceil(num_train_examples / per_update), cfg.max_updates)
     return Seq2SeqTrainingArguments(
         **checkpoints.checkpointed_run_arguments(cfg.checkpoint_dir, eval_steps=eval_steps, seed=cfg.seed,
-                                                 fp16=cfg.fp16, bf16=cfg.bf16, profile=cfg.profile),
+                                                 fp16=cfg.fp16, bf16=cfg.bf16, profile=cfg.profile,
+                                                 report_to=cfg.report_to),
         max_steps=cfg.max_updates,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,

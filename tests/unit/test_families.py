@@ -93,7 +93,7 @@ def test_defaults_and_types_are_kept() -> None:
 
 def test_cell_literals_read_back() -> None:
     source = parameters_source(SummarizationParams)
-    assert "learning_rate = 1.0e-3  # paper: 3e-5" in source and 'dataset = "cnn_dailymail"' in source
+    assert "learning_rate: float = 1.0e-3  # paper: 3e-5" in source and 'dataset: str = "cnn_dailymail"' in source
     namespace: dict = {}
     exec(source, namespace)
     assert {k: namespace[k] for k in SummarizationParams.model_fields} == SummarizationParams().to_params()
