@@ -21,6 +21,7 @@ __all__ = [
     "ERROR_FILE",
     "EXECUTED_NOTEBOOK",
     "RESULTS_FILENAME",
+    "batch_folder",
     "batch_of",
     "run_dirs",
     "run_folder",
@@ -46,13 +47,19 @@ def run_seed(run_dir: str | Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def batch_of(run_dir: str | Path, *, require_manifest: bool = True) -> Path | None:
-    """The batch folder holding run folder ``run_dir`` (``<batch>/<experiment>/seed-<k>``), None outside a batch
-    (not a ``seed-<k>`` folder, or, with ``require_manifest``, no ``batch.json`` two levels up)."""
+def batch_folder(run_dir: str | Path) -> Path:
+    """Where the layout puts the batch of run folder ``run_dir``: two levels up (``<batch>/<experiment>/<run>``),
+    whether or not a runner made it (a figure collects the runs beside its own there)."""
+    return Path(run_dir).parent.parent
+
+
+def batch_of(run_dir: str | Path) -> Path | None:
+    """The runner batch holding run folder ``run_dir`` (``<batch>/<experiment>/seed-<k>`` with ``<batch>/batch.json``),
+    None outside one."""
     run = Path(run_dir)
-    if run_seed(run) is None or (require_manifest and not (run.parent.parent / BATCH_MANIFEST).is_file()):
+    if run_seed(run) is None or not (batch_folder(run) / BATCH_MANIFEST).is_file():
         return None
-    return run.parent.parent
+    return batch_folder(run)
 
 
 def run_dirs(batch_dir: str | Path) -> Iterator[Path]:
