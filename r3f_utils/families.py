@@ -33,6 +33,7 @@ from .params import (
     GlueParams,
     Params,
     ProbingParams,
+    SftParams,
     SummarizationParams,
     WallTimeParams,
     XnliParams,
@@ -41,6 +42,7 @@ from .recipes import (
     GLUE_STATS,
     PADDING_FACTOR,
     PAPER_GLUE_HPARAMS,
+    SFT_STATS,
     SUMMARIZATION_STATS,
     Download,
     _gpu_hours,
@@ -240,6 +242,26 @@ def _probing_cost(params: Mapping[str, Any]) -> Cost:
     return _cost(params, examples, enc_tokens)
 
 
+def _sft_dataset(params: Mapping[str, Any]) -> DatasetSpec:
+    from .data.sft import SFT_DATASETS
+
+    return SFT_DATASETS[str(params.get("dataset"))].hub_id, None, None
+
+
+def _sft_downloads(params: Mapping[str, Any]) -> list[Download]:
+    """One published split; the validation and test examples are cut from it."""
+    hub_id, _, _ = _sft_dataset(params)
+    return [Download(hub_id, None, "train")]
+
+
+def _sft_cost(params: Mapping[str, Any]) -> Cost:
+    """Full-fine-tuning FLOPs: an overestimate for LoRA (no weight gradients of the frozen base)."""
+    updates = int(params.get("max_updates") or 0)
+    examples = updates * int(params.get("batch_size") or 8) * float(params.get("gradient_accumulation_steps") or 1)
+    train, tokens = SFT_STATS.get(str(params.get("dataset")), (0, 230.0))
+    return _cost(params, examples, tokens, updates=updates, epochs=examples / train if train else None)
+
+
 def generic_cost(params: Mapping[str, Any]) -> Cost:
     """The cost of a notebook outside the table (a test's toy notebook): updates x batch x 64 tokens."""
     return _glue_like_cost(params, str(params.get("task")))
@@ -258,6 +280,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("compute_cost", ComputeCostParams, _compute_cost_cost,
            preload=("r3f_utils.methods.trainers", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
                     "r3f_utils.experiments.compute_cost"), describes_budget=False),
+    # beyond the paper: causal-LM SFT with TRL / PEFT ([llm] extra)
+    Family("sft", SftParams, _sft_cost, _sft_dataset, _sft_downloads, run="r3f_utils.experiments.sft:run",
+           extras=("llm",), preload=("trl", "peft", "r3f_utils.methods.sft", "r3f_utils.experiments.sft")),
     # Figure 1 trains through the GLUE steps (same data, same cost)
     Family("wall_time", WallTimeParams, _glue_cost, _glue_dataset, _glue_downloads,
            preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.wall_time")),

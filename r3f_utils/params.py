@@ -39,6 +39,7 @@ __all__ = [
     "Identity",
     "Params",
     "ProbingParams",
+    "SftParams",
     "SummarizationParams",
     "Training",
     "WallTimeParams",
@@ -65,11 +66,13 @@ SECTIONS = {
     "identity": "identity (the runner injects these four)",
     "what": "what runs",
     "optimisation": "optimisation",
+    "lora": "LoRA (finetuning=\"lora\")",
     "r3f": "R3F / R4F",
     "smart": "SMART (method=\"smart\"; defaults: official mt-dnn code, paper eta and epsilon; see docs/baselines.md)",
     "freelb": "FreeLB (method=\"freelb\"; defaults: the published SST-2 launch script, zhuchen03/FreeLB)",
     "decoding": "decoding (None = the dataset's recipe, r3f_utils.experiments.summarization.DECODING)",
     "probe": "probe (the paper's probe hyper-parameters are NOT FOUND; docs/probing.md)",
+    "heldout": "held-out data and generation",
     "data": "data and run",
 }
 
@@ -346,6 +349,66 @@ class SummarizationParams(Identity):
     reddit_split_seed: int = P(0, "reddit_tifu: which 80/10/10 cut of the single Hub split", section="data")
     fp16: bool = P(False, "mixed precision on a GPU (paper profile: bf16: True)", section="data")
     bf16: bool = P(False, "", section="data")
+    keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
+    report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
+                       "list", section="data")
+
+
+class SftParams(Identity):
+    """``notebooks/sft.ipynb`` (beyond the paper): supervised fine-tuning of a causal LM with R3F / NEFTune.
+
+    ``method`` stays a string here: :func:`r3f_utils.experiments.sft.resolve_sft_config` refuses ``r4f`` with the
+    method layer's own reason (no classification head) and checks the choices, ranges and combinations.
+    """
+
+    FAMILY: ClassVar[str] = "sft"
+    TITLES: ClassVar[dict[str, str]] = {"what": "dataset, method, model", "optimisation": "training",
+                                        "r3f": "noise and R3F", "data": "run"}
+    row: str = P("sft-notebook", "registry row / experiment id this run feeds", section="identity")
+    profile: Profile = P("smoke", "smoke (tiny Llama, fixture files, CPU, seconds) | paper (GPU: Qwen2.5-0.5B / "
+                         "Llama-3.2-1B)", section="identity")
+    seed: int = P(1, "random seed (weights of a tiny model, data order, dropout, noise)", section="identity", ge=0,
+                  allowed="an integer >= 0")
+    dataset: Literal["alpaca_cleaned", "dolly"] = P(
+        "alpaca_cleaned", "alpaca_cleaned (yahma/alpaca-cleaned) | dolly (databricks/databricks-dolly-15k)",
+        section="what")
+    method: str = P("r3f_neftune", "standard | neftune (TRL's neftune_noise_alpha) | r3f (uniform noise) | "
+                    "r3f_neftune (R3F KL + NEFTune noise)", section="what")
+    finetuning: Literal["lora", "full"] = P("lora", "lora (PEFT LoRA adapters, base frozen) | full", section="what")
+    model_name: str = P("tiny-llama", "GPU profile: Qwen/Qwen2.5-0.5B or meta-llama/Llama-3.2-1B (or a local "
+                        "folder)", section="what")
+    data_dir: str | None = P(FIXTURES, "None: the Hub; \"fixtures\": tests/fixtures/sft; else a folder holding "
+                             "<dataset>/train.jsonl", section="what")
+    learning_rate: float = _positive(1.0e-2, "GPU profile: 2e-4 (LoRA), 2e-5 (full)")
+    max_updates: int = _positive_int(8, "")
+    warmup_updates: int = P(0, "", section="optimisation", ge=0, allowed="an integer in [0, max_updates]")
+    batch_size: int = _positive_int(8, "examples per device step")
+    gradient_accumulation_steps: int = _positive_int(1, "")
+    eval_batch_size: int = _positive_int(8, "")
+    max_length: int = _positive_int(128, "tokens per example (prompt + completion); GPU profile: 512")
+    weight_decay: float = P(0.0, "", section="optimisation")
+    max_grad_norm: float = P(1.0, "", section="optimisation")
+    eval_steps: int | None = _optional_positive_int(None, "validation loss + checkpoint every N updates (None: "
+                                                    "once, at the end); best is reloaded", "optimisation")
+    bf16: bool = P(False, "GPU profile: True (the KL is computed in float32 anyway)", section="optimisation")
+    gradient_checkpointing: bool = P(False, "", section="optimisation")
+    lora_r: int = _positive_int(8, "GPU profile: 16", "lora")
+    lora_alpha: int = P(16, "GPU profile: 32", section="lora")
+    lora_dropout: float = P(0.05, "", section="lora")
+    lora_target_modules: str = P("all-linear", "", section="lora")
+    neftune_alpha: float = _positive(5.0, "NEFTune's alpha (neftune, r3f_neftune)", section="r3f")
+    neftune_length: str = P("padded", "r3f_neftune: padded (the neftune method's noise: TRL's hook) | real "
+                            "(NEFTune's paper)", section="r3f")
+    eps: float = _positive(1.0e-2, "r3f: U(-eps, eps); the paper: 1e-5", section="r3f")
+    r3f_lambda: float = P(1.0, "", section="r3f", ge=0, allowed="a non-negative number")
+    kl_reduction: str = P("per_sequence", "fairseq's seq2seq criterion | per_token", section="r3f")
+    validation_size: int = _positive_int(8, "cut from the training split with split_seed (both datasets publish "
+                                         "one split)", "heldout")
+    test_size: int = _positive_int(8, "", "heldout")
+    split_seed: int = P(0, "", section="heldout")
+    max_train_samples: int | None = _optional_positive_int(None, "", "heldout")
+    generation_samples: int = _positive_int(4, "test prompts answered greedily (token F1)", "heldout")
+    max_new_tokens: int = _positive_int(16, "", "heldout")
     keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
     report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
                        "list", section="data")

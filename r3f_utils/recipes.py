@@ -62,7 +62,13 @@ NON_EMBEDDING_PARAMS: dict[str, tuple[float, float]] = {
     "FacebookAI/roberta-large": (302e6, 0.0),
     "FacebookAI/xlm-roberta-large": (302e6, 0.0),
     "facebook/bart-large": (151e6, 201e6),
+    # the sft family (decoder-only: counted as the 'encoder' part, every token is processed once per pass)
+    "Qwen/Qwen2.5-0.5B": (358e6, 0.0),
+    "meta-llama/Llama-3.2-1B": (974e6, 0.0),
 }
+# sft family: (training examples, mean tokens per example with the Alpaca prompt), estimates; the held-out
+# examples are cut from these
+SFT_STATS: dict[str, tuple[int, float]] = {"alpaca_cleaned": (51760, 230.0), "dolly": (15011, 330.0)}
 GPU = ("A100-80GB", 312e12, 0.4)  # name, bf16 peak FLOP/s, assumed utilisation of a large forward
 FULL_USE_TOKENS = 16384  # tokens per forward from which the assumed utilisation is reached
 # Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
@@ -75,7 +81,8 @@ PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
     "mrpc": {"learning_rate": 1e-5, "max_updates": 2296, "batch_size": 16},
     "cola": {"learning_rate": 1e-5, "max_updates": 5336, "batch_size": 16},
 }
-METHOD_COST = {"standard": 1.0, "std++": 1.0, "r3f": 4 / 3, "r4f": 4 / 3}  # Table 1: xFP 3 vs 4
+METHOD_COST = {"standard": 1.0, "std++": 1.0, "r3f": 4 / 3, "r4f": 4 / 3,  # Table 1: xFP 3 vs 4
+               "neftune": 1.0, "r3f_neftune": 4 / 3}  # sft family: NEFTune adds no pass
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,12 @@ def run_from_args(args: Any) -> int:
     except (TrainError, RegistryError, RunnerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = run_training(family, params)
+    from .models import ModelNotAvailableError
+
+    try:
+        metrics = run_training(family, params)
+    except ModelNotAvailableError as err:  # one line, not a traceback through the Trainer
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps({"family": family, "metrics": metrics}, sort_keys=True))
     return 0

@@ -109,8 +109,8 @@ def _one_sgd_step(model, tok, data, tmp_path, name, **kwargs):
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     trainer = R3FSFTTrainer(model=model, args=args, r3f=R3FConfig(eps=0.1, noise_type="neftune", neftune_alpha=5.0),
                             train_dataset=data.select(range(8)), processing_class=tok)
-    assert trainer.model.is_gradient_checkpointing == args.gradient_checkpointing
     trainer.train()
+    assert trainer.model.is_gradient_checkpointing == args.gradient_checkpointing  # the Trainer enables it in train()
     return {k: before[k] - v.detach() for k, v in model.named_parameters() if v.requires_grad}
 
 
