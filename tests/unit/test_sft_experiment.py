@@ -97,7 +97,7 @@ def test_heldout_tokenization_is_trls_and_a_run_records_its_metrics(tmp_path) ->
 
 
 def test_the_gpu_rows_describe_their_downloads_and_cost() -> None:
-    from r3f_utils.recipes import describe_row
+    from r3f_utils.describe import describe_row
     from r3f_utils.registry import load_registry
 
     rows = [r for r in load_registry(check_notebooks=False) if r.id.startswith("sft.")]
