@@ -320,3 +320,25 @@ def notebook_parameters(family: str, namespace: Mapping[str, Any]) -> dict[str, 
 
     cls = get_family(family).params
     return resolve(cls, {name: namespace[name] for name in cls.model_fields if name in namespace}).to_params()
+
+
+def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
+    """The defaults of a notebook's parameters: its family's class's, else (a notebook outside the table) the
+    literals of its ``parameters`` cell. ValueError for a missing notebook or a default that is not a literal."""
+    import ast
+
+    family = family_of(notebook)
+    if family is not None:
+        return family.defaults()
+    path = Path(notebook)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    import papermill
+
+    defaults = {}
+    for name, spec in papermill.inspect_notebook(str(path)).items():
+        try:
+            defaults[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"{path.name}: parameter {name} = {spec['default']} is not a literal") from err
+    return defaults

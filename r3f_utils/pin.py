@@ -114,11 +114,11 @@ def _notebook_defaults(registry_path: str | Path | None, row: RegistryRow, cache
         return {}
     notebook = (Path(registry_path).resolve().parent / row.notebook).resolve()
     if notebook not in cache:
-        from .train import TrainError, notebook_defaults
+        from .families import notebook_defaults
 
         try:
             found = notebook_defaults(notebook)
-        except TrainError:
+        except ValueError:
             found = {}
         cache[notebook] = {k: v for k, v in found.items()
                            if v is not None and not k.endswith(("_dir", "_path", "_file")) and k not in _INJECTED}
