@@ -41,6 +41,7 @@ from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
 from r3f_utils.methods.freelb import FreeLBConfig
 from r3f_utils.methods.smart import SMARTConfig
+from r3f_utils.methods.weight_decay import WEIGHT_DECAY_SCOPES, apply_weight_decay_scope
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
@@ -98,6 +99,8 @@ class RunConfig:
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-6
     dropout: float | None = 0.1  # None keeps the pretrained config's dropout
+    head_dropout: float | None = None  # classification head; None: HF's (= dropout); fairseq pooler_dropout 0.0
+    weight_decay_scope: str = "no_bias_norm"  # no_bias_norm (HF Trainer) | all (fairseq Adam: every parameter)
     eps: float = 1e-5
     r3f_lambda: float = 1.0
     noise_type: str = "uniform"
@@ -203,6 +206,10 @@ def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> R
     _check(0 <= cfg.warmup_ratio < 1, "warmup_ratio", cfg.warmup_ratio, "a fraction in [0, 1)")
     _check(cfg.r3f_lambda >= 0, "r3f_lambda", cfg.r3f_lambda, "a non-negative number")
     _check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", cfg.dropout, "None or a fraction in [0, 1)")
+    _check(cfg.head_dropout is None or (isinstance(cfg.head_dropout, (int, float)) and 0 <= cfg.head_dropout < 1),
+           "head_dropout", cfg.head_dropout, "None (the model's) or a fraction in [0, 1) (fairseq pooler_dropout: 0.0)")
+    _check(cfg.weight_decay_scope in WEIGHT_DECAY_SCOPES, "weight_decay_scope", cfg.weight_decay_scope,
+           f"choose one of {list(WEIGHT_DECAY_SCOPES)} (all: fairseq's Adam decays every parameter)")
     _check(cfg.longer_training_factor >= 1, "longer_training_factor", cfg.longer_training_factor, "a number >= 1")
     _check(not (cfg.fp16 and cfg.bf16), "fp16", cfg.fp16, "fp16 and bf16 exclude each other")
     for method, build, names in (("smart", cfg.smart_config, SMART_PARAMETERS),
@@ -261,7 +268,8 @@ def build_glue_model(
     configure_threads(cfg.model_name)  # tiny smoke models: one thread, machine-independent values
     hf_set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg.model_name, head="classification", num_labels=num_labels,
-                                                texts=texts, seed=cfg.seed, dropout=cfg.dropout)
+                                                texts=texts, seed=cfg.seed, dropout=cfg.dropout,
+                                                head_dropout=cfg.head_dropout)
     if cfg.method == "r4f":
         from r3f_utils import apply_r4f
 
@@ -331,14 +339,14 @@ def build_trainer(
     if cfg.method == "smart":
         from r3f_utils.methods.smart import SMARTTrainer
 
-        return SMARTTrainer(smart=cfg.smart_config(), **kwargs)
+        return apply_weight_decay_scope(SMARTTrainer(smart=cfg.smart_config(), **kwargs), cfg.weight_decay_scope)
     if cfg.method == "freelb":
         from r3f_utils.methods.freelb import FreeLBTrainer
 
-        return FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs)
+        return apply_weight_decay_scope(FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs), cfg.weight_decay_scope)
     from r3f_utils.methods.trainers import R3FTrainer
 
-    return R3FTrainer(r3f=cfg.r3f_config(), **kwargs)
+    return apply_weight_decay_scope(R3FTrainer(r3f=cfg.r3f_config(), **kwargs), cfg.weight_decay_scope)
 
 
 def build_glue_trainer(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
