@@ -49,7 +49,7 @@ def test_head_dropout_on_a_saved_pretrained_model(arch, tmp_path) -> None:
 
 
 def test_head_dropout_refuses_bad_values() -> None:
-    with pytest.raises(ValueError, match="head_dropout=1.5"):
+    with pytest.raises(ValueError, match=r"head_dropout=1\.5"):
         load_model_and_tokenizer("tiny-roberta", head="classification", num_labels=2, texts=TEXTS, head_dropout=1.5)
     with pytest.raises(ValueError, match="head_dropout"):
         glue.resolve_glue_config(task="rte", method="standard", model_name="tiny-roberta", learning_rate=1e-3,
