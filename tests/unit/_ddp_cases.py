@@ -1,5 +1,5 @@
-"""One SGD step of R3F / standard training on a global batch of 8, shared by the 2-rank gloo worker and the
-1-process reference of tests/unit/test_ddp.py (imported by both, so both run exactly the same step)."""
+"""One SGD step of R3F / SMART / FreeLB / standard training on a global batch of 8, shared by the 2-rank gloo
+worker and the 1-process reference of tests/unit/test_ddp.py (imported by both, so both run exactly the same step)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,56 @@ import datasets
 import torch
 from transformers import Seq2SeqTrainingArguments, TrainingArguments, default_data_collator
 
-from r3f_utils import R3FConfig, R3FSeq2SeqTrainer, R3FTrainer
+from r3f_utils import (
+    FreeLBConfig,
+    FreeLBTrainer,
+    R3FConfig,
+    R3FSeq2SeqTrainer,
+    R3FTrainer,
+    SMARTConfig,
+    SMARTTrainer,
+)
 from r3f_utils.tiny_models import build_tiny_model
 
 GLOBAL_BATCH = 8
-# case -> (objective, R3F or None for the standard path)
+# case -> (objective, trainer keyword and its config; None for the standard path)
 CASES = {
-    "classification_r3f": ("classification", R3FConfig(eps=0.1, r3f_lambda=1.0)),
-    "seq2seq_r3f": ("seq2seq", R3FConfig(eps=0.1, r3f_lambda=1.0, noise_type="normal")),
-    "classification_standard": ("classification", None),
-    "seq2seq_standard": ("seq2seq", None),
+    "classification_r3f": ("classification", {"r3f": R3FConfig(eps=0.1, r3f_lambda=1.0)}),
+    "seq2seq_r3f": ("seq2seq", {"r3f": R3FConfig(eps=0.1, r3f_lambda=1.0, noise_type="normal")}),
+    "classification_standard": ("classification", {"r3f": None}),
+    "seq2seq_standard": ("seq2seq", {"r3f": None}),
+    "classification_smart": ("classification", {"smart": SMARTConfig(noise_std=0.1, step_size=0.1, epsilon=0.2,
+                                                                     ascent_steps=2, bregman_mu=1.0)}),
+    "classification_freelb": ("classification", {"freelb": FreeLBConfig(adv_steps=2, adv_lr=0.3, max_norm=0.5)}),
 }
+TRAINERS = {"r3f": R3FTrainer, "smart": SMARTTrainer, "freelb": FreeLBTrainer}
 
 
 def deterministic_noise(like: torch.Tensor, eps: float, noise_type: str, generator=None) -> torch.Tensor:
     """Noise that depends only on the embedding values: any split of the batch over ranks sees the same noise."""
     return eps * torch.sin(like.detach() * 1000.0)
+
+
+def deterministic_smart_noise(like: torch.Tensor, std: float, generator=None) -> torch.Tensor:
+    """SMART's noise init as a function of the embedding values (split-invariant, like :func:`deterministic_noise`)."""
+    return std * torch.sin(like.detach().float() * 1000.0)
+
+
+def deterministic_freelb_delta(mask: torch.Tensor, dim: int, config, generator=None) -> torch.Tensor:
+    """FreeLB's δ₀ as a function of the position only: every example gets the same δ₀ however the batch is split."""
+    steps = torch.arange(mask.size(1) * dim, dtype=torch.float32).view(1, mask.size(1), dim)
+    return 0.05 * torch.sin(steps).expand(mask.size(0), -1, -1) * mask.float().unsqueeze(-1)
+
+
+def patch_deterministic(setattr_) -> None:
+    """Make the noise of every method split-invariant (``setattr_``: ``setattr`` or ``monkeypatch.setattr``)."""
+    import r3f_utils.methods.freelb
+    import r3f_utils.methods.noise
+    import r3f_utils.methods.smart
+
+    setattr_(r3f_utils.methods.noise, "sample_noise", deterministic_noise)
+    setattr_(r3f_utils.methods.smart, "initial_noise", deterministic_smart_noise)
+    setattr_(r3f_utils.methods.freelb, "freelb_initial_delta", deterministic_freelb_delta)
 
 
 def classification_data(length: int = 10, vocab: int = 50) -> datasets.Dataset:
@@ -48,21 +82,21 @@ def seq2seq_data(length: int = 10, target: int = 9, vocab: int = 50) -> datasets
                                        "labels": labels.tolist()})
 
 
-def build(case: str) -> tuple[type, torch.nn.Module, datasets.Dataset, R3FConfig | None, dict]:
-    objective, r3f = CASES[case]
+def build(case: str) -> tuple[type, torch.nn.Module, datasets.Dataset, dict, dict]:
+    objective, method = CASES[case]
     if objective == "classification":
         model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
-        return R3FTrainer, model, classification_data(), r3f, {}
+        return TRAINERS[next(iter(method))], model, classification_data(), method, {}
     model, _ = build_tiny_model("tiny-bart", dropout=0.0)
     data = seq2seq_data()  # + decoder inputs, as DataCollatorForSeq2Seq(model=...) adds them (the standard path)
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=torch.tensor(data["labels"]))
     data = data.add_column("decoder_input_ids", decoder_input_ids.tolist())
-    return R3FSeq2SeqTrainer, model, data, r3f, {"label_smoothing_factor": 0.1}
+    return R3FSeq2SeqTrainer, model, data, method, {"label_smoothing_factor": 0.1}
 
 
 def one_sgd_step(case: str, out: Path, per_device_batch: int) -> dict[str, torch.Tensor]:
     """Parameter change of one SGD step (lr 1, no clipping, no decay) over the whole dataset (one global batch)."""
-    trainer_cls, model, data, r3f, extra = build(case)
+    trainer_cls, model, data, method, extra = build(case)
     model = copy.deepcopy(model)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     args_cls = Seq2SeqTrainingArguments if trainer_cls is R3FSeq2SeqTrainer else TrainingArguments
@@ -70,5 +104,5 @@ def one_sgd_step(case: str, out: Path, per_device_batch: int) -> dict[str, torch
                     learning_rate=1.0, lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0,
                     report_to=[], save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
                     dataloader_num_workers=0, **extra)
-    trainer_cls(model=model, args=args, r3f=r3f, train_dataset=data, data_collator=default_data_collator).train()
+    trainer_cls(model=model, args=args, **method, train_dataset=data, data_collator=default_data_collator).train()
     return {k: before[k] - v.detach() for k, v in model.named_parameters()}
