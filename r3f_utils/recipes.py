@@ -331,6 +331,10 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
         desc.problems.append(f"dataset is {row.dataset}, but its notebook's loader reads {expected}: "
                              "write the loader's hub_id/config/revision in the row")
     desc.downloads = _downloads(row)
+    if profile == "paper":  # issue 18: head dropout, weight-decay grouping, SMART's Bregman term, probe protocol
+        from r3f_utils.fidelity import fidelity_problems
+
+        desc.problems += fidelity_problems(row)
     params = row.parameters_for(profile)
     notebook = row.notebook.rsplit("/", 1)[-1]
     model, method = str(params.get("model_name")), str(params.get("method"))
@@ -441,4 +445,13 @@ def validate_paper_profile(rows: Sequence[RegistryRow], out: Any = None) -> int:
     descriptions = describe_rows(rows, "paper")
     seeds = {d.row: next(r.seeds_needed for r in rows if r.id == d.row) for d in descriptions}
     print(format_descriptions(descriptions, seeds), file=out or sys.stdout)
+    from r3f_utils.fidelity import fidelity_summary
+
+    settings: dict[str, int] = {}
+    for row in rows:
+        for choice in fidelity_summary(row).split():
+            settings[choice] = settings.get(choice, 0) + 1
+    if settings:
+        print("fidelity choices of the paper profile (rows): "
+              + ", ".join(f"{k} ({n})" for k, n in sorted(settings.items())), file=out or sys.stdout)
     return 1 if paper_profile_problems(descriptions) else 0

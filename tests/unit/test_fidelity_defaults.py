@@ -3,6 +3,8 @@ parameter) as named options, and the paper profile's defaults."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import TrainingArguments, default_data_collator
@@ -109,3 +111,29 @@ def test_paper_profile_defaults_are_fairseqs_and_smoke_keeps_the_notebook_defaul
             if row.profile_spec(profile) is not None:
                 params = row.parameters_for(profile)
                 assert "head_dropout" not in params and "weight_decay_scope" not in params, (row.id, profile)
+
+
+def test_ls_and_validate_show_the_paper_profiles_choices(tmp_path, capsys) -> None:
+    from r3f_utils.cli import main
+    from r3f_utils.registry import DEFAULT_REGISTRY
+
+    assert main(["ls", "--rows", "fig3.*"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("fig3.smart "))
+    for shown in ("head_dropout=0.0", "weight_decay_scope=all", "smart_bregman_mu=1.0", "probe_standardize=True",
+                  "probe_learning_rate_grid=[0.0001,0.001,0.01]"):
+        assert shown in line, shown
+    assert "smart_bregman_mu=0.0" in next(x for x in out.splitlines() if x.startswith("fig3.smart_mtdnn "))
+    assert main(["validate", "--profile", "paper", "--no-notebooks"]) == 0
+    out = capsys.readouterr().out
+    assert "fidelity choices of the paper profile (rows): head_dropout=0.0" in out
+    # a paper row that leaves a choice to the notebook's default is reported
+    text = Path(DEFAULT_REGISTRY).read_text()
+    old = ("    head_dropout: 0.0  # fairseq RoBERTa/XLM-R pooler_dropout (HF's default would be the hidden dropout, "
+           "0.1)\n")
+    assert old in text
+    doctored = tmp_path / "registry.yaml"
+    doctored.write_text(text.replace(old, "", 1))  # the glue_paper template
+    assert main(["validate", "--registry", str(doctored), "--profile", "paper", "--no-notebooks"]) == 1
+    out = capsys.readouterr().out
+    assert "row 'table2a.rte.roberta_large_r3f': head_dropout is not set: the paper profile runs 0.0" in out
