@@ -18,8 +18,10 @@ _EXPORTS: dict[str, str] = {
     "symmetric_kl": "methods.r3f",
     "r3f_classification_loss": "methods.r3f",
     "r3f_seq2seq_loss": "methods.r3f",
+    "r3f_causal_lm_loss": "methods.r3f",
     # noise on the input embeddings
     "sample_noise": "methods.noise",
+    "neftune_noise": "methods.noise",
     "noised_input_embeddings": "methods.noise",
     "perturbed_input_embeddings": "methods.noise",
     "transformed_input_embeddings": "methods.noise",
@@ -42,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "R3FTrainer": "methods.trainers",
     "R3FSeq2SeqTrainer": "methods.trainers",
     "R3FLossMixin": "methods.trainers",
+    "R3FSFTTrainer": "methods.sft",  # TRL SFTTrainer + R3F for causal LMs (the [llm] extra)
     "FairseqSeq2SeqCollator": "methods.collators",
     # registry, results, checker
     "load_registry": "registry",

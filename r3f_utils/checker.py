@@ -365,8 +365,8 @@ def _fmt(value: float | None, spec: str = ".6g") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_table(result: CheckResult) -> str:
-    """The check table as aligned plain text."""
+def format_table(result: CheckResult, *, failed_runs: int = 0) -> str:
+    """The check table as aligned plain text; ``failed_runs`` (runs whose notebook raised) count as failed."""
     ref = "expected" if result.profile == "smoke" else "paper"
     header = ["row", "metric", ref, "reproduced", "delta", "tol", "verdict", "seeds", "note"]
     lines = [header]
@@ -398,7 +398,8 @@ def format_table(result: CheckResult) -> str:
     out.append(
         f"profile {result.profile}: "
         + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in VERDICTS[:4])
-        + f"; {failed} failed"
+        + f"; {failed + failed_runs} failed"
+        + (f" ({failed_runs} run{'s' if failed_runs > 1 else ''} whose notebook raised)" if failed_runs else "")
     )
     if result.claims:
         claim_counts = {name: sum(c.verdict == name for c in result.claims) for name in CLAIM_VERDICTS}

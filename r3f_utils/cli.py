@@ -25,20 +25,43 @@ from .train import add_arguments as add_train_arguments
 
 __all__ = ["main"]
 
-EPILOG = """examples:
-  python -m r3f_utils validate                              # registry incl. notebook parameters
-  python -m r3f_utils ls --rows 'table4.*'                  # list rows (fnmatch patterns)
-  python -m r3f_utils reproduce                             # smoke profile of every target row, CPU, offline
-  python -m r3f_utils reproduce --rows 'table2?.rte.*r3f' --profile paper --out runs
-  python -m r3f_utils reproduce --resume runs/20250101T120000Z --rows 'table2?.rte.*'
-  python -m r3f_utils check --results runs/20250101T120000Z --profile paper
-  python -m r3f_utils report --results runs/20250101T120000Z
-  python -m r3f_utils pin --results runs/20250101T120000Z --rows 'table2*'   # re-pin smoke values on purpose
-
-exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a claim
+# (subcommand, arguments, comment): the one list of examples; `--help` shows them all, `<command> --help` its own
+EXAMPLES = (
+    ("validate", "validate", "registry incl. notebook parameters"),
+    ("ls", "ls --rows 'table4.*'", "list rows (fnmatch patterns)"),
+    ("reproduce", "reproduce", "smoke profile of every target row, CPU, offline"),
+    ("reproduce", "reproduce --rows 'table2?.rte.*r3f' --profile paper --dry-run", "the plan and its GPU-hours"),
+    ("reproduce", "reproduce --rows 'table2?.rte.*r3f' --profile paper --out runs", ""),
+    ("reproduce", "reproduce --resume runs/20250101T120000Z --rows 'table2?.rte.*'", ""),
+    ("check", "check --results runs/20250101T120000Z", "the rows and profile the batch ran"),
+    ("check", "check --results runs/20250101T120000Z --all-rows", "every registry row"),
+    ("report", "report --results runs/20250101T120000Z", "report.md + report.html"),
+    ("report", "report --results runs/20250101T120000Z --format model-index", "model-index.yaml/.json"),
+    ("pin", "pin --results runs/20250101T120000Z --rows 'table2*'", "re-pin smoke values on purpose"),
+    ("train", "train glue --set task=mrpc --set method=r4f", "one run as a script (torchrun ready)"),
+)
+EXIT_CODES = """exit codes of check (and reproduce): 0 nothing failed, 1 a row is below tolerance / invalid / a claim
 fails / a run failed (--strict: also anything missing), 2 unusable input (registry invalid, no result
-files, malformed results.json, --rows matching nothing).
-"""
+files, malformed results.json, --rows matching nothing)."""
+
+
+def invoked_name(argv0: str | None = None) -> str:
+    """The name the user typed: ``r3f-repro`` (the console script), else ``python -m r3f_utils``."""
+    name = Path(sys.argv[0] if argv0 is None else argv0).name
+    if not name or name in ("-c", "-m") or name.endswith(".py"):
+        return "python -m r3f_utils"
+    return name
+
+
+def epilog(prog: str, command: str | None = None) -> str:
+    """The examples (all, or ``command``'s) and, where they apply, the exit codes."""
+    lines = [(f"{prog} {args}", note) for cmd, args, note in EXAMPLES if command in (None, cmd)]
+    text = "examples:\n" + "\n".join(f"  {t}" + (f"  # {n}" if n else "") for t, n in lines)
+    if command in (None, "check", "reproduce"):
+        text += "\n\n" + EXIT_CODES
+    if command is not None:
+        text += f"\n\nall commands: {prog} --help"
+    return text + "\n"
 
 
 def _load(path: str, *, check_notebooks: bool = False) -> list[RegistryRow]:
@@ -120,6 +143,30 @@ def _only_unknown_rows(rows: Sequence[RegistryRow], records: Sequence, args: arg
     return ""
 
 
+def _scope(args: argparse.Namespace, registry: Registry, records: Sequence) -> tuple[str, list[RegistryRow],
+                                                                                   list[Claim]]:
+    """The profile, rows and claims ``check``/``report`` look at: ``--profile``/``--rows`` when given, else what
+    the batch ran (its ``batch.json``); ``--all-rows``: the whole registry. RunnerError/RegistryError when the
+    results hold nothing of that profile."""
+    from .batch_scope import batch_scope, resolve_profile, rows_of_experiments
+
+    scope = batch_scope(args.results)
+    profile = resolve_profile(args.profile, scope, records, args.results)
+    if not any(r.profile == profile for r in records):
+        found = sorted({r.profile for r in records})
+        raise RunnerError(f"no results.json of profile {profile!r} under {args.results}"
+                          + (f" (found profile {', '.join(found)}; see --profile)" if found else ""))
+    if args.rows or args.all_rows:
+        rows, claims = _selection(registry, args.rows)
+    elif scope is not None:
+        rows, claims = rows_of_experiments(registry, scope.experiments)
+        print(f"{args.command}: profile {profile}, the {len(scope.experiments)} experiment(s) the batch ran "
+              f"({len(rows)} rows, {len(claims)} claims); --all-rows for the whole registry", file=sys.stderr)
+    else:
+        rows, claims = registry.rows, registry.claims
+    return profile, rows, claims
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Check results under ``--results`` against the registry; print the table."""
     from .checker import check, exit_code, format_table
@@ -129,17 +176,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     registry, records = loaded
     try:
-        rows, claims = _selection(registry, args.rows)
-    except RegistryError as err:
+        args.profile, rows, claims = _scope(args, registry, records)
+    except (RegistryError, RunnerError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not any(r.profile == args.profile for r in records):
-        found = sorted({r.profile for r in records})
-        print(
-            f"error: no results.json of profile {args.profile!r} under {args.results}"
-            + (f" (found profile {', '.join(found)}; see --profile)" if found else ""),
-            file=sys.stderr,
-        )
         return 2
     problem = _only_unknown_rows(registry.rows, records, args)
     if problem:
@@ -152,30 +191,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return exit_code(result, strict=args.strict)
 
 
-def _report_profile(records: Sequence, requested: str | None, where: str) -> str:
-    """``--profile`` if given, else the one profile the results hold (RunnerError if none or several)."""
-    if requested:
-        return requested
-    found = sorted({r.profile for r in records})
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise RunnerError(f"no results.json under {where}: nothing to report")
-    raise RunnerError(f"the results under {where} hold profiles {', '.join(found)}: pass --profile")
-
-
-def _write_report(registry: Registry, records: Sequence, out: str | Path, profile: str | None) -> tuple[Path, Path]:
-    """Check ``records`` (the profile they hold unless given) and write report.md / report.html into ``out``."""
+def _write_report(rows: Sequence[RegistryRow], claims: Sequence[Claim], records: Sequence, out: str | Path,
+                  profile: str) -> tuple[Path, Path]:
+    """Check ``records`` of ``profile`` on ``rows``/``claims``; write report.md / report.html into ``out``."""
     from .checker import check
     from .report import write_report
 
-    profile = _report_profile(records, profile, str(out))
-    result = check(registry.rows, records, profile, include_reported=True, claims=registry.claims)
-    return write_report(registry.rows, result, out, records=records)
+    result = check(rows, records, profile, include_reported=True, claims=claims)
+    return write_report(rows, result, out, records=records)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Write report.md / report.html for the results under ``--results``."""
+    """Write report.md / report.html (or the model-index export) for the results under ``--results``."""
     from .atomic import OutputError
 
     loaded = _load_with_results(args)
@@ -183,11 +210,19 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     registry, records = loaded
     try:
-        md_path, html_path = _write_report(registry, records, args.out or args.results, args.profile)
-    except (RunnerError, OutputError) as err:
+        profile, rows, claims = _scope(args, registry, records)
+        if args.format == "model-index":
+            from .checker import check
+            from .model_index import write_model_index
+
+            result = check(rows, records, profile, include_reported=False, claims=claims)
+            paths = write_model_index(rows, result, args.out or args.results)
+        else:
+            paths = _write_report(rows, claims, records, args.out or args.results, profile)
+    except (RegistryError, RunnerError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {md_path} and {html_path}")
+    print(f"wrote {' and '.join(str(p) for p in paths)}")
     return 0
 
 
@@ -239,6 +274,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise RunnerError(f"no target row of profile {args.profile!r} matches {args.rows or 'the registry'}")
         validate_jobs(jobs)
         launch = launchers.from_args(args)  # local pool or SLURM array (r3f_utils.launchers)
+        if args.dry_run:
+            from .plan import format_plan
+
+            print(format_plan(jobs, rows, args.profile, batch=Path(args.resume) if args.resume else None))
+            return 0
         if args.resume:
             batch = Path(args.resume)
             check_resumable(jobs, batch, overrides)
@@ -268,9 +308,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result = check(rows, records, args.profile, include_reported=False, claims=claims)
-    print(format_table(result))
+    print(format_table(result, failed_runs=len(failed)))
     try:
-        _, html_path = _write_report(registry, records, batch, args.profile)
+        _, html_path = _write_report(rows, claims, records, batch, args.profile)
         print(f"report: {html_path}")
     except (RunnerError, OutputError) as err:  # the runs are kept; only the page is missing
         print(f"warning: no report written: {err}", file=sys.stderr)
@@ -314,14 +354,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree of ``python -m r3f_utils``."""
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argparse tree of ``r3f-repro`` / ``python -m r3f_utils`` (``prog``: default the invoked name)."""
+    prog = prog or invoked_name()
     parser = argparse.ArgumentParser(
-        prog="python -m r3f_utils",
+        prog=prog,
         description="Result registry, batch runner, checker and report of r3f-repro.",
-        epilog=EPILOG,
+        epilog=epilog(prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{validate,ls,reproduce,check,report,pin,train}")
 
     def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
@@ -329,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=help_text,
-            epilog=EPILOG,
+            epilog=epilog(prog, name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument(
@@ -353,7 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "GPU-hours, and fail on a row that cannot run as registered (r3f_utils/recipes.py)")
     p = add("ls", cmd_ls, "list registry rows")
     rows_arg(p)
-    p.add_argument("--role", choices=("target", "reported", "claim"))
+    p.add_argument("--role", choices=("target", "reported", "claim"),
+                   help="only rows of this role (target: reproduced here; reported: quoted from another paper), "
+                   "or only claims")
     p = add("reproduce", cmd_reproduce, "run rows' notebooks with papermill, then check them")
     rows_arg(p)
     p.add_argument("--profile", choices=PROFILES, help="default: smoke (with --resume: the batch's profile)")
@@ -367,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a notebook parameter")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (rows, runs, seeds, estimated GPU-hours) and exit without running anything")
     add_launcher_arguments(p)
     for name, func, text in (
         ("check", cmd_check, "compare results with the registry"),
@@ -374,16 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = add(name, func, text)
         p.add_argument("--results", required=True, metavar="DIR", help="folder searched for results.json")
+        p.add_argument("--profile", choices=PROFILES,
+                       help="default: the profile the batch ran (its batch.json), else the one the results hold")
+        rows_arg(p)
+        p.add_argument("--all-rows", action="store_true",
+                       help="every registry row and claim, not only those of the batch's experiments")
         if name == "check":
-            p.add_argument("--profile", choices=PROFILES, default="paper")
-        else:
-            p.add_argument("--profile", choices=PROFILES, help="default: the profile of the results (they hold one)")
-        if name == "check":
-            rows_arg(p)
             p.add_argument("--strict", action="store_true", help="exit 1 also when a row or claim is missing (CI)")
             p.add_argument("--include-reported", action="store_true", help="also list reported rows")
         else:
             p.add_argument("--out", metavar="DIR", help="output folder (default: the results folder)")
+            p.add_argument("--format", choices=("html", "model-index"), default="html",
+                           help="html: report.md + report.html (default); model-index: model-index.yaml/.json, "
+                           "the reproduced values as a Hugging Face model card's model-index")
     p = add("pin", cmd_pin, "pin the smoke values of a batch as the rows' smoke.expected (edits the registry)")
     p.add_argument("--results", required=True, metavar="DIR", help="folder searched for smoke results.json")
     rows_arg(p)

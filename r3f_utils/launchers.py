@@ -444,11 +444,11 @@ def add_arguments(parser: Any) -> None:
                         help="local: start every kernel from scratch instead of forking it from a warm zygote")
     group = parser.add_argument_group("slurm launcher (flags override --slurm-config)")
     group.add_argument("--slurm-config", metavar="FILE", help="YAML of SlurmOptions (partition, time_min, ...)")
-    group.add_argument("--partition")
+    group.add_argument("--partition", help="SLURM partition (default: the cluster's)")
     group.add_argument("--time-min", type=int, help="minutes per job (default 1440)")
     group.add_argument("--gpus-per-job", type=int, help="default 1")
     group.add_argument("--cpus-per-job", type=int, help="default 8")
-    group.add_argument("--mem-gb", type=int)
+    group.add_argument("--mem-gb", type=int, help="memory per job in GB (default: the cluster's)")
     group.add_argument("--slurm-executor", choices=SLURM_EXECUTORS,
                        help="local runs the submission on this machine without SLURM (submitit's local executor)")
     group.add_argument("--detach", action="store_true",

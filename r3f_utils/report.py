@@ -1,37 +1,46 @@
 """The reproduction report (``report.md`` + a self-contained ``report.html``), written for a person to read.
 
-Order: a summary (rows reproduced / above / below / missing, claims holding, what is compared against), the
-paper's tables laid out as the paper prints them (tasks across, model and method down; each cell the reference
-value and the reproduced value with its seed spread), the claims, per-seed distribution plots where a row has
-several seeds, every figure a run lists in its ``results.json`` (``extra["figures"]``, file names relative to
-its run folder), and last the full list, one line per registered metric.
+Order: for the smoke and cpu profiles a banner (their numbers are regression pins of tiny/CPU models, not evidence
+about the paper), a summary (rows reproduced / above / below / missing, claims holding, what is compared
+against), an overview plot, the paper's tables laid out as the paper prints them (tasks across, model and method
+down; each cell the reproduced value with its seed spread and the reference value), each followed by the
+per-seed plot of its rows, the claims, every figure a run lists in its ``results.json`` (``extra["figures"]``,
+file names relative to its run folder), and last the full list, one line per registered metric.
 
 The profile decides the reference: ``paper`` compares with the paper's numbers; ``smoke`` (and ``cpu``)
-compare with the values pinned in the registry for that profile, which are not claims about the paper. The
-HTML embeds every image as base64 and needs nothing else. Every file is written atomically. No
-torch/transformers import; matplotlib is imported only to draw.
+compare with the values pinned in the registry for that profile, which are not claims about the paper (their
+cells are drawn in neutral colours, not as reproduced paper numbers). The HTML is rendered from the jinja2
+template ``r3f_utils/templates/report.html.j2``, embeds every image as base64 and needs nothing else. The figures
+are drawn once (:func:`draw_figures`) for both files. Every file is written atomically. No torch/transformers
+import; matplotlib is imported only to draw.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import os
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .checker import CheckResult, Verdict
+from .labels import metric_label, row_label, task_of
 from .registry import RegistryRow
 from .results import ResultRecord
 
 __all__ = [
+    "ReportFigures",
+    "banner",
+    "degenerate_plot_reason",
+    "draw_figures",
     "plot_png",
     "reference_label",
     "render_html",
@@ -54,10 +63,26 @@ _COLORS = {
     "holds": "#2e7d32",
     "fails": "#c62828",
 }
+# smoke/cpu: a pin matched is not a reproduced paper number: neutral, and a drift from the pin stands out
+_PIN_COLORS = {"reproduced": "#455a64", "measured": "#455a64", "holds": "#455a64", "fails": "#455a64",
+               "above": "#e65100", "below": "#e65100", "missing": "#757575", "invalid": "#6a1b9a"}
 # a row's verdict is its worst metric's, in this order
 _ROW_ORDER = ("invalid", "below", "above", "missing", "measured", "reproduced")
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
                 ".gif": "image/gif"}
+_BANNERS = {
+    "smoke": ("Smoke profile: regression pins, not evidence about the paper.",
+              "Every number below comes from a tiny randomly initialised model trained for seconds on CPU with "
+              "fixture data. It is compared with the value pinned for the smoke profile in the registry, so "
+              "'reproduced' means 'the code still computes what it computed when the pin was set'. It says "
+              "nothing for or against the paper's results; the paper's values are shown for orientation only. "
+              "Run the paper profile for that."),
+    "cpu": ("CPU profile: regression pins of a small pretrained model, not evidence about the paper.",
+            "Every number below comes from a small pretrained encoder (MiniLM) fine-tuned briefly on CPU. It is "
+            "compared with the value pinned for the cpu profile in the registry, so 'reproduced' means 'the "
+            "code still computes what it computed when the pin was set'. It is not a reproduction of the "
+            "paper's numbers; the paper's values are shown for orientation only."),
+}
 
 
 def reference_label(profile: str) -> str:
@@ -65,6 +90,11 @@ def reference_label(profile: str) -> str:
     if profile == "paper":
         return "the paper's printed values"
     return f"the values pinned for the {profile} profile in the registry (regression pins, not the paper's numbers)"
+
+
+def banner(profile: str) -> tuple[str, str] | None:
+    """(headline, text) of the banner a smoke/cpu report opens with; None for the paper profile."""
+    return _BANNERS.get(profile)
 
 
 def _short_reference(profile: str) -> str:
@@ -156,16 +186,64 @@ def _fmt(value: float | None) -> str:
 def _spread(values: Sequence[float]) -> str:
     if len(values) < 2:
         return ""
-    return f" [{_fmt(min(values))}–{_fmt(max(values))}, sd {statistics.stdev(values):.2f}]"
+    return f"[{_fmt(min(values))}–{_fmt(max(values))}, sd {statistics.stdev(values):.2f}]"
 
 
 # ---- paper-style tables ----------------------------------------------------------------------------------
 
 
+@dataclass
+class Cell:
+    """One cell of a paper-style table."""
+
+    reproduced: str = ""  # the aggregate, or "" when not run
+    spread: str = ""  # min–max and sd over seeds
+    reference: str = ""  # "paper 88.50" (+ " · smoke pin 50.00")
+    seeds: str = ""  # "3/10 seeds"
+    verdict: Verdict | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.reference
+
+    def text(self) -> str:
+        """The cell in one line (Markdown)."""
+        if self.empty:
+            return ""
+        text = self.reference
+        if self.reproduced:
+            text += f" → {self.reproduced}" + (f" {self.spread}" if self.spread else "") + f" ({self.seeds})"
+        return text
+
+
+@dataclass
+class PaperTable:
+    """A registry table laid out as the paper prints it, with the per-seed plot of its rows."""
+
+    key: str
+    title: str
+    columns: list[str]
+    body: list[tuple[str, list[Cell]]]
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]+", "-", self.key)
+
+
+def table_title(table: str) -> str:
+    """``2a`` -> ``Table 2a``, ``fig5`` -> ``Figure 5``, ``released-code`` -> ``Released code``."""
+    if table.startswith("fig") and table[3:].isdigit():
+        return f"Figure {table[3:]}"
+    if table[:1].isdigit():
+        return f"Table {table}"
+    return table.replace("-", " ").capitalize()
+
+
 def _paper_tables(
     rows: Sequence[RegistryRow], result: CheckResult, seeds: dict[tuple[str, str], list[tuple[int, float]]]
-) -> list[tuple[str, list[str], list[tuple[str, list[tuple[str, Verdict | None]]]]]]:
-    """Per table: (title, column labels, [(row label, [(cell text, verdict)])])."""
+) -> list[PaperTable]:
+    """Per registry table: columns (task and metric in words), one line per model and method."""
     verdicts = {(v.row, v.metric): v for v in result.verdicts}
     ref = _short_reference(result.profile)
     tables: dict[str, list[RegistryRow]] = {}
@@ -174,29 +252,29 @@ def _paper_tables(
     out = []
     for table, members in tables.items():
         columns: list[str] = []
-        cells: dict[str, dict[str, tuple[str, Verdict | None]]] = {}
-        task_metrics: dict[str, set[str]] = defaultdict(set)
-        for row in members:
-            task_metrics[row.task].update(row.metrics)
+        cells: dict[str, dict[str, Cell]] = {}
         several_aggregations = len({r.aggregation for r in members}) > 1
+        table_verdicts = []
         for row in members:
-            label = f"{row.model} · {row.method}" + (f" · {row.aggregation}" if several_aggregations else "")
-            label += "" if row.role == "target" else " (reported)"
+            label = row_label(row, with_aggregation=several_aggregations)
             for metric in row.metrics:
-                column = row.task if len(task_metrics[row.task]) == 1 else f"{row.task} {metric}"
+                column = metric_label(metric, task_of(row))
                 if column not in columns:
                     columns.append(column)
                 v = verdicts.get((row.id, metric))
                 paper = row.printed.get(metric) or _fmt(row.metrics[metric])
-                text = f"paper {paper}"
+                cell = Cell(reference="paper: figure only" if paper == "–" else f"paper {paper}", verdict=v)
                 if v is not None and result.profile != "paper":
-                    text += f" · {ref} {_fmt(v.expected)}"
+                    cell.reference += f" · {ref} {_fmt(v.expected)}"
                 values = [x for _, x in seeds.get((row.id, metric), [])]
                 if v is not None and v.reproduced is not None:
-                    text += f" → {_fmt(v.reproduced)}{_spread(values)} ({v.n_seeds}/{v.seeds_needed} seeds)"
-                cells.setdefault(label, {})[column] = (text, v)
-        body = [(label, [by_col.get(c, ("", None)) for c in columns]) for label, by_col in cells.items()]
-        out.append((f"Table {table}", columns, body))
+                    cell.reproduced, cell.spread = _fmt(v.reproduced), _spread(values)
+                    cell.seeds = f"{v.n_seeds}/{v.seeds_needed} seeds"
+                if v is not None:
+                    table_verdicts.append(v)
+                cells.setdefault(label, {})[column] = cell
+        body = [(label, [by_col.get(c, Cell()) for c in columns]) for label, by_col in cells.items()]
+        out.append(PaperTable(table, table_title(table), columns, body, table_verdicts))
     return out
 
 
@@ -221,30 +299,59 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def plot_png(result: CheckResult) -> bytes:
-    """Scatter of the reference value (x) against the reproduced value (y), one point per row and metric."""
+def _scatter_points(result: CheckResult) -> list[tuple[float, float, Verdict]]:
+    return [(v.expected, v.reproduced, v) for v in result.verdicts
+            if v.reproduced is not None and v.expected is not None and math.isfinite(v.reproduced)]
+
+
+def degenerate_plot_reason(result: CheckResult) -> str:
+    """Why the reference-vs-reproduced scatter would say nothing ("" when it is worth drawing): no values, or
+    every point at the same place."""
+    points = _scatter_points(result)
+    if not points:
+        return "No reproduced value has a reference to compare with yet, so there is no overview plot."
+    distinct = {(round(x, 6), round(y, 6)) for x, y, _ in points}
+    if len(distinct) == 1:
+        x, y, _ = points[0]
+        same = "equals it" if abs(x - y) < 1e-9 else f"is {_fmt(y)}"
+        return (f"No overview plot: all {len(points)} compared values have the same reference ({_fmt(x)}) and "
+                f"the same reproduced value, which {same}; the scatter would be a single point. See the tables.")
+    return ""
+
+
+def plot_png(result: CheckResult) -> bytes | None:
+    """Scatter of the reference value (x) against the reproduced value (y), one point per row and metric, on
+    plain axes (no offset); None when :func:`degenerate_plot_reason` says the plot would be degenerate."""
+    if degenerate_plot_reason(result):
+        return None
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
-    points = [
-        (v.expected, v.reproduced, v)
-        for v in result.verdicts
-        if v.reproduced is not None and v.expected is not None and math.isfinite(v.reproduced)
-    ]
+    points = _scatter_points(result)
+    pin = result.profile != "paper"
     fig, ax = plt.subplots(figsize=(7, 5.5), dpi=100)
-    if points:
-        for name, color in _COLORS.items():
-            sel = [(x, y) for x, y, v in points if v.verdict == name]
-            if sel:
-                ax.scatter(*zip(*sel, strict=True), s=28, color=color, label=f"{name} ({len(sel)})", zorder=3)
-        values = [c for x, y, _ in points for c in (x, y)]
-        lo, hi = min(values), max(values)
-        pad = max(1e-3, 0.05 * (hi - lo))
-        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#9e9e9e", lw=1, ls="--", label="y = x")
-        if len(points) <= 20:
-            for x, y, v in points:
-                ax.annotate(f"{v.row}:{v.metric}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.legend(loc="best", fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no reproduced values yet", ha="center", va="center", transform=ax.transAxes)
+    for name in _COLORS:
+        sel = [(x, y) for x, y, v in points if v.verdict == name]
+        if sel:
+            color = (_PIN_COLORS if pin else _COLORS).get(name, "#333333")
+            ax.scatter(*zip(*sel, strict=True), s=28, color=color, label=f"{name} ({len(sel)})", zorder=3)
+    values = [c for x, y, _ in points for c in (x, y)]
+    lo, hi = min(values), max(values)
+    # a window of at least 1% of the values' size: nearly equal points do not get axes of 1e-6 with an offset
+    pad = max(0.05 * (hi - lo), 0.01 * max(abs(lo), abs(hi)), 1e-3)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#9e9e9e", lw=1, ls="--", label="y = x")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=6))
+    ax.ticklabel_format(axis="both", style="plain", useOffset=False)
+    if len(points) <= 12:  # one label per place: points that coincide share it instead of overprinting
+        places: dict[tuple[float, float], list[str]] = {}
+        for x, y, v in points:
+            places.setdefault((round(x, 6), round(y, 6)), []).append(f"{v.row}:{v.metric}")
+        for (x, y), names in places.items():
+            ax.annotate("\n".join(names), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.legend(loc="best", fontsize=8)
     ref = _short_reference(result.profile)
     ax.set_xlabel(f"{ref} value")
     ax.set_ylabel("reproduced value")
@@ -253,26 +360,36 @@ def plot_png(result: CheckResult) -> bytes:
     return _png(fig)
 
 
-def seeds_png(result: CheckResult, seeds: dict[tuple[str, str], list[tuple[int, float]]]) -> bytes | None:
-    """One strip per row and metric with several seeds: each seed a dot, the aggregate a bar, the reference a
-    diamond. None when no row has several seeds."""
-    strips = [(v, [x for _, x in seeds[(v.row, v.metric)]]) for v in result.verdicts
+def seeds_png(result: CheckResult, seeds: dict[tuple[str, str], list[tuple[int, float]]],
+              verdicts: Sequence[Verdict] | None = None, rows: Sequence[RegistryRow] = ()) -> bytes | None:
+    """One strip per row and metric with several seeds (of ``verdicts``, default all): each seed a dot, the
+    aggregate a bar, the reference a diamond. None when no row has several seeds."""
+    chosen = result.verdicts if verdicts is None else verdicts
+    strips = [(v, [x for _, x in seeds[(v.row, v.metric)]]) for v in chosen
               if len(seeds.get((v.row, v.metric), [])) >= 2]
     if not strips:
         return None
+    by_id = {r.id: r for r in rows}
+
+    def label(v: Verdict) -> str:
+        row = by_id.get(v.row)
+        return f"{v.row}:{v.metric}" if row is None else f"{row_label(row)} · {metric_label(v.metric)}"
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(strips) + 1.5), dpi=100)
+    colors = _PIN_COLORS if result.profile != "paper" else _COLORS
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(strips) + 1.4), dpi=100)
     for i, (v, values) in enumerate(strips):
-        color = _COLORS.get(v.verdict, "#333333")
+        color = colors.get(v.verdict, "#333333")
         ax.scatter(values, [i] * len(values), s=18, color=color, alpha=0.7, zorder=3)
         if v.reproduced is not None:
             ax.plot([v.reproduced] * 2, [i - 0.3, i + 0.3], color=color, lw=2)
         if v.expected is not None:
             ax.scatter([v.expected], [i], marker="D", s=36, facecolor="none", edgecolor="black", zorder=4)
-    ax.set_yticks(range(len(strips)), [f"{v.row}:{v.metric} ({len(x)})" for v, x in strips], fontsize=7)
+    ax.set_yticks(range(len(strips)), [f"{label(v)} ({len(x)})" for v, x in strips], fontsize=7)
     ax.invert_yaxis()
+    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     ax.set_xlabel(f"value per seed (dots), aggregate (bar), {_short_reference(result.profile)} (diamond)")
-    ax.set_title(f"Per-seed distributions ({result.profile} profile)")
+    ax.set_title(f"Per-seed values ({result.profile} profile)")
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
@@ -292,6 +409,38 @@ def run_figures(records: Iterable[ResultRecord]) -> list[tuple[ResultRecord, Pat
             problem = "" if path.is_file() else f"listed in {rec.path} but missing"
             out.append((rec, path, problem))
     return out
+
+
+@dataclass
+class ReportFigures:
+    """Every image of a report, drawn once (:func:`draw_figures`) for both report.md and report.html."""
+
+    overview: bytes | None = None
+    overview_note: str = ""  # why there is no overview plot
+    seeds: dict[str, bytes] = field(default_factory=dict)  # table key -> per-seed plot of its rows
+    runs: list[tuple[str, Path]] = field(default_factory=list)  # (caption, file) of the runs' own figures
+
+    def seeds_file(self, table: str) -> str:
+        """The per-seed plot's file name next to report.md."""
+        return "report-seeds-" + re.sub(r"[^A-Za-z0-9_-]+", "-", table) + ".png"
+
+
+def draw_figures(rows: Sequence[RegistryRow], result: CheckResult, records: Sequence[ResultRecord] = ()
+                 ) -> ReportFigures:
+    """Draw the overview scatter (or say why not) and one per-seed plot per table; collect the runs' figures
+    (a listed figure that is missing becomes a warning of ``result``)."""
+    seeds = seed_values(rows, records, result.profile)
+    figures = ReportFigures(plot_png(result), degenerate_plot_reason(result))
+    for table in _paper_tables(rows, result, seeds):
+        png = seeds_png(result, seeds, table.verdicts, rows)
+        if png:
+            figures.seeds[table.key] = png
+    for rec, path, problem in run_figures(records):
+        if problem:
+            result.warnings.append(f"figure {path.name} of {rec.row} seed {rec.seed}: {problem}")
+        else:
+            figures.runs.append((f"{rec.row} seed {rec.seed}: {path.name}", path))
+    return figures
 
 
 # ---- rendering -------------------------------------------------------------------------------------------
@@ -336,16 +485,20 @@ def render_markdown(
     result: CheckResult,
     *,
     plot_file: str | None = None,
-    seeds_file: str | None = None,
+    figures: ReportFigures | None = None,
     records: Sequence[ResultRecord] = (),
-    figures: Sequence[tuple[str, str]] = (),
+    run_figure_files: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The report as Markdown. ``figures``: (caption, path relative to the report) of the runs' figures."""
+    """The report as Markdown. ``figures``: the drawn images (their files lie next to the report);
+    ``run_figure_files``: (caption, path relative to the report) of the runs' figures."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     seeds = seed_values(rows, records, result.profile)
-    out = [
-        "# R3F/R4F reproduction report",
-        "",
+    pin = result.profile != "paper"
+    out = ["# R3F/R4F reproduction report", ""]
+    note = banner(result.profile)
+    if note:
+        out += [f"> **{note[0]}** {note[1]}", ""]
+    out += [
         f"Profile: **{result.profile}**. Compared with: {reference_label(result.profile)}. Generated {stamp}.",
         "",
         *(f"- {line}" for line in _summary_lines(result)),
@@ -353,23 +506,31 @@ def render_markdown(
     ]
     if plot_file:
         out += [f"![{_short_reference(result.profile)} vs reproduced]({plot_file})", ""]
-    for title, columns, body in _paper_tables(rows, result, seeds):
-        out += [f"## {title}", "", "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-        for label, cells in body:
-            texts = [f"{t} **{v.verdict}**" if v is not None and t else t for t, v in cells]
+    elif figures is not None and figures.overview_note:
+        out += [figures.overview_note, ""]
+    for table in _paper_tables(rows, result, seeds):
+        out += [f"## {table.title}", "", "| | " + " | ".join(table.columns) + " |",
+                "|---|" + "---|" * len(table.columns)]
+        for label, cells in table.body:
+            texts = []
+            for cell in cells:
+                text = cell.text()
+                if text and cell.verdict is not None:
+                    text += f" _pin: {cell.verdict.verdict}_" if pin else f" **{cell.verdict.verdict}**"
+                texts.append(text)
             out.append(f"| {label} | " + " | ".join(x.replace("|", "\\|") for x in texts) + " |")
         out.append("")
+        if figures is not None and table.key in figures.seeds:
+            out += [f"![per-seed values of {table.title}]({figures.seeds_file(table.key)})", ""]
     claims = _claims(result)
     if claims:
         out += ["## Claims", "", "| Claim | Statement | Verdict | Operands |", "|---|---|---|---|"]
         for claim in claims:
             out.append("| " + " | ".join(x.replace("|", "\\|") for x in _claim_fields(claim)) + " |")
         out.append("")
-    if seeds_file:
-        out += ["## Per-seed distributions", "", f"![per-seed values]({seeds_file})", ""]
-    if figures:
+    if run_figure_files:
         out += ["## Figures of the runs", ""]
-        out += [f"![{caption}]({path})\n\n{caption}\n" for caption, path in figures]
+        out += [f"![{caption}]({path})\n\n{caption}\n" for caption, path in run_figure_files]
     out += ["## Every registered number", "", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     by_id = {r.id: r for r in rows}
     for v in result.verdicts:
@@ -379,82 +540,55 @@ def render_markdown(
     return "\n".join(out) + "\n"
 
 
-def _img(png: bytes, alt: str, element_id: str, mime: str = "image/png") -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<img id="{element_id}" alt="{html.escape(alt)}" src="data:{mime};base64,{data}"'
-            " onload=\"this.setAttribute('data-rendered', this.naturalWidth + 'x' + this.naturalHeight)\">")
+def _data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _template(name: str):
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template(name)
 
 
 def render_html(
     rows: Sequence[RegistryRow],
     result: CheckResult,
-    png: bytes,
+    figures: ReportFigures | None = None,
     *,
-    seeds_png_bytes: bytes | None = None,
     records: Sequence[ResultRecord] = (),
-    figures: Sequence[tuple[str, Path]] = (),
 ) -> str:
-    """A self-contained HTML page (every image embedded). ``figures``: (caption, file) of the runs' figures."""
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """A self-contained HTML page (every image embedded), rendered from ``templates/report.html.j2``."""
+    figures = figures if figures is not None else ReportFigures(overview_note=degenerate_plot_reason(result))
     seeds = seed_values(rows, records, result.profile)
-    esc = html.escape
-    parts = [
-        "<h1>R3F/R4F reproduction report</h1>",
-        f'<p id="profile">Profile: <b>{esc(result.profile)}</b>. Compared with: '
-        f"{esc(reference_label(result.profile))}. Generated {stamp}.</p>",
-        '<ul id="summary">' + "".join(
-            f"<li>{esc(line).replace('**', '')}</li>" for line in _summary_lines(result)) + "</ul>",
-        f"<figure>{_img(png, 'reference vs reproduced', 'plot')}<figcaption>"
-        f"{esc(_short_reference(result.profile))} value against reproduced value, one point per row and metric."
-        "</figcaption></figure>",
-    ]
-    for title, columns, body in _paper_tables(rows, result, seeds):
-        head = "<th></th>" + "".join(f"<th>{esc(c)}</th>" for c in columns)
-        trs = []
-        for label, cells in body:
-            tds = "".join(
-                f'<td class="{v.verdict if v else ""}">{esc(t)}' + (f"<br><b>{esc(v.verdict)}</b>" if v and t else "")
-                + "</td>" for t, v in cells)
-            trs.append(f"<tr><th>{esc(label)}</th>{tds}</tr>")
-        parts.append(f'<h2>{esc(title)}</h2><table class="paper"><thead><tr>{head}</tr></thead>'
-                     f"<tbody>{''.join(trs)}</tbody></table>")
-    claims = _claims(result)
-    if claims:
-        trs = "".join(
-            f'<tr data-claim="{esc(c.claim)}">' + "".join(
-                f'<td class="{esc(c.verdict) if i == 2 else ""}">{esc(x)}</td>' for i, x in enumerate(_claim_fields(c)))
-            + "</tr>" for c in claims)
-        parts.append('<h2>Claims</h2><table id="claims"><thead><tr><th>Claim</th><th>Statement</th><th>Verdict</th>'
-                     f"<th>Operands</th></tr></thead><tbody>{trs}</tbody></table>")
-    if seeds_png_bytes:
-        parts.append(f"<h2>Per-seed distributions</h2><figure>{_img(seeds_png_bytes, 'per-seed values', 'seeds')}"
-                     "</figure>")
-    if figures:
-        parts.append("<h2>Figures of the runs</h2>")
-        for i, (caption, path) in enumerate(figures):
-            mime = _IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream")
-            parts.append(f"<figure>{_img(path.read_bytes(), caption, f'figure-{i}', mime)}"
-                         f"<figcaption>{esc(caption)}</figcaption></figure>")
-    head = "".join(f"<th>{esc(c)}</th>" for c in _COLUMNS)
+    pin = result.profile != "paper"
     by_id = {r.id: r for r in rows}
-    body = []
-    for v in result.verdicts:
-        cells = _detail_cells(by_id[v.row], v)
-        tds = "".join(f"<td>{esc(c)}</td>" for c in cells[:-1])
-        tds += f'<td class="verdict {v.verdict}">{esc(cells[-1])}</td>'
-        body.append(f'<tr data-row="{esc(v.row)}" data-metric="{esc(v.metric)}">{tds}</tr>')
-    parts.append(f'<h2>Every registered number</h2><table id="results"><thead><tr>{head}</tr></thead>'
-                 f"<tbody>\n{chr(10).join(body)}\n</tbody></table>")
-    if result.warnings:
-        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{esc(w)}</li>" for w in result.warnings) + "</ul>")
-    css = (
-        "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px;"
-        "margin-bottom:1.5em}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
-        "th{background:#f0f0f0}img{max-width:100%}"
-        + "".join(f".{k}{{color:{c}}}td.{k} b,.verdict.{k}{{font-weight:bold}}" for k, c in _COLORS.items())
-    )
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>R3F/R4F reproduction report'
-            f"</title>\n<style>{css}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    tables = [{"title": t.title, "slug": t.slug, "columns": t.columns, "body": t.body,
+               "seeds": _data_uri(figures.seeds[t.key]) if t.key in figures.seeds else None}
+              for t in _paper_tables(rows, result, seeds)]
+    context = {
+        "profile": result.profile,
+        "pin": pin,
+        "banner": banner(result.profile),
+        "reference": reference_label(result.profile),
+        "short_reference": _short_reference(result.profile),
+        "stamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "summary": [line.replace("**", "") for line in _summary_lines(result)],
+        "overview": _data_uri(figures.overview) if figures.overview else None,
+        "overview_note": figures.overview_note,
+        "tables": tables,
+        "claims": [(*_claim_fields(c), c.verdict, bool(getattr(c, "failed", False))) for c in _claims(result)],
+        "run_figures": [(caption, _data_uri(path.read_bytes(), _IMAGE_TYPES.get(path.suffix.lower(),
+                                                                                 "application/octet-stream")))
+                        for caption, path in figures.runs],
+        "columns": _COLUMNS,
+        "details": [(v, _detail_cells(by_id[v.row], v)) for v in result.verdicts],
+        "warnings": result.warnings,
+        "colors": _PIN_COLORS if pin else _COLORS,
+    }
+    return _template("report.html.j2").render(**context)
 
 
 def write_report(
@@ -469,22 +603,14 @@ def write_report(
     Raises ``atomic.OutputError`` (naming the file and the fix) when the folder cannot be written; no partial
     file is left behind."""
     out = Path(out_dir)
-    seeds = seed_values(rows, records, result.profile)
-    png = plot_png(result)
-    seeds_png_bytes = seeds_png(result, seeds)
-    found = [(f"{rec.row} seed {rec.seed}: {path.name}", path) for rec, path, problem in run_figures(records)
-             if not problem]
-    for rec, path, problem in run_figures(records):
-        if problem:
-            result.warnings.append(f"figure {path.name} of {rec.row} seed {rec.seed}: {problem}")
-    atomic_write_bytes(out / "report.png", png)
-    if seeds_png_bytes:
-        atomic_write_bytes(out / "report-seeds.png", seeds_png_bytes)
-    md_figures = [(caption, Path(os.path.relpath(path, out)).as_posix()) for caption, path in found]
+    figures = draw_figures(rows, result, records)
+    if figures.overview:
+        atomic_write_bytes(out / "report.png", figures.overview)
+    for table, png in figures.seeds.items():
+        atomic_write_bytes(out / figures.seeds_file(table), png)
+    run_files = [(caption, Path(os.path.relpath(path, out)).as_posix()) for caption, path in figures.runs]
     md_path, html_path = out / "report.md", out / "report.html"
-    atomic_write_text(md_path, render_markdown(rows, result, plot_file="report.png",
-                                               seeds_file="report-seeds.png" if seeds_png_bytes else None,
-                                               records=records, figures=md_figures))
-    atomic_write_text(html_path, render_html(rows, result, png, seeds_png_bytes=seeds_png_bytes, records=records,
-                                             figures=found))
+    atomic_write_text(md_path, render_markdown(rows, result, plot_file="report.png" if figures.overview else None,
+                                               figures=figures, records=records, run_figure_files=run_files))
+    atomic_write_text(html_path, render_html(rows, result, figures, records=records))
     return md_path, html_path

@@ -12,10 +12,12 @@ from collections.abc import Iterable, Sequence
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
+    AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     BartConfig,
     BertConfig,
+    LlamaConfig,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerFast,
@@ -38,7 +40,7 @@ _BASE_CORPUS = (
     "is this sentence a paraphrase of that one ? yes , it is .",
 )
 
-# name -> (config class, sequence-classification or seq2seq)
+# name -> (config class, sequence-classification, seq2seq or causal_lm)
 TINY_ARCHITECTURES: dict[str, tuple[type[PretrainedConfig], str]] = {
     "tiny-roberta": (RobertaConfig, "classification"),
     "tiny-xlmr": (XLMRobertaConfig, "classification"),
@@ -46,6 +48,7 @@ TINY_ARCHITECTURES: dict[str, tuple[type[PretrainedConfig], str]] = {
     "tiny-bart": (BartConfig, "seq2seq"),
     "tiny-bart-classifier": (BartConfig, "classification"),
     "tiny-t5": (T5Config, "seq2seq"),
+    "tiny-llama": (LlamaConfig, "causal_lm"),  # decoder-only (the sft family); its tokenizer adds <s> only
 }
 
 
@@ -102,6 +105,11 @@ def _config(
             decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id,
             scale_embedding=False, **ids,
         )
+    if config_cls is LlamaConfig:
+        return LlamaConfig(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=512, attention_dropout=dropout, tie_word_embeddings=False, **ids,
+        )
     if config_cls is T5Config:
         return T5Config(
             d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4, dropout_rate=dropout,
@@ -128,8 +136,10 @@ def build_tiny_model(
     """Build ``(model, tokenizer)`` for one of :data:`TINY_ARCHITECTURES`, deterministically from ``seed``.
 
     Classification architectures get a sequence-classification head with ``num_labels`` outputs
-    (``num_labels=1`` is a regression head); seq2seq ones a conditional-generation head. ``head_dropout``: the
-    classification head's dropout (``classifier_dropout``; None: the hidden dropout, HF's default).
+    (``num_labels=1`` is a regression head); seq2seq ones a conditional-generation head; ``tiny-llama`` a
+    causal-LM head (Llama architecture: RMSNorm, rotary positions, grouped-query attention, SwiGLU).
+    ``head_dropout``: the classification head's dropout (``classifier_dropout``; None: the hidden dropout, HF's
+    default).
     """
     if name not in TINY_ARCHITECTURES:
         raise ValueError(f"unknown tiny model {name!r}; choose one of {sorted(TINY_ARCHITECTURES)}")
@@ -137,10 +147,15 @@ def build_tiny_model(
     if kind == "classification" and num_labels is None:
         raise ValueError(f"{name} is a classifier: pass num_labels (1 for a regression head)")
     tokenizer = train_tiny_tokenizer(texts, vocab_size=vocab_size)
+    if kind == "causal_lm":  # Llama-style: <s> before the text, no </s> after it (SFT appends EOS to completions)
+        bos = tokenizer.bos_token
+        tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tokenizer.bos_token_id)])
     config = _config(name, tokenizer, num_labels if kind == "classification" else None, dropout, head_dropout)
     if kind == "classification" and num_labels == 1:
         config.problem_type = "regression"
     torch.manual_seed(seed)
-    auto = AutoModelForSequenceClassification if kind == "classification" else AutoModelForSeq2SeqLM
+    auto = {"classification": AutoModelForSequenceClassification, "seq2seq": AutoModelForSeq2SeqLM,
+            "causal_lm": AutoModelForCausalLM}[kind]
     model = auto.from_config(config)
     return model, tokenizer

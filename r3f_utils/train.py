@@ -199,7 +199,8 @@ def add_arguments(parser: Any) -> None:
     """The ``train`` subcommand's arguments (``parser`` is an argparse parser)."""
     parser.add_argument("family", nargs="?", choices=FAMILIES, help="experiment family (default: --row's)")
     parser.add_argument("--row", help="take the parameters of this registry row or experiment (with --profile)")
-    parser.add_argument("--profile", default="smoke", help="the row's profile (smoke, cpu or paper; default smoke)")
+    parser.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"),
+                        help="the row's profile (default: smoke)")
     parser.add_argument("--params", metavar="FILE", help="YAML or JSON file of notebook parameters")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
 

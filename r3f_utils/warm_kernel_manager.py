@@ -5,6 +5,7 @@ jupyter_client's own waits for 0.2 s of IOPub silence after every kernel start a
 waits for the same things (a kernel_info reply, a connected IOPub channel, the process gone) with shorter polls;
 nothing else changes. Messages the start leaves on IOPub answer no execute request of the notebook's, so nbclient
 ignores them as it does after the longer flush. Written here because jupyter_client has no setting for either.
+A kernel being shut down gets no SIGINT first (see :meth:`WarmKernelManager._async_interrupt_kernel`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ class WarmKernelManager(AsyncKernelManager):
 
     client_class = DottedObjectName(f"{__name__}.WarmKernelClient", config=True)
     client_factory = Type(klass=WarmKernelClient, config=True)
+
+    async def _async_interrupt_kernel(self) -> None:
+        """No SIGINT while shutting down: jupyter_client interrupts every kernel before its shutdown request, and a
+        kernel that is handling a message then logs "KeyboardInterrupt caught in kernel." on the batch's console
+        after a notebook that finished fine. The shutdown request alone stops it (then SIGTERM/SIGKILL as before)."""
+        if self.shutting_down:
+            return
+        await super()._async_interrupt_kernel()
 
     async def _async_finish_shutdown(
         self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False

@@ -17,6 +17,8 @@ from typing import Any
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .progress import ProgressLine, resolve_report_to
+
 
 def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
     """The newest checkpoint folder that was saved completely, or None.
@@ -42,7 +44,7 @@ def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
 
 
 def train_with_resume(
-    trainer: Trainer, checkpoint_dir: Path, *, best_metric_key: str = "best_metric"
+    trainer: Trainer, checkpoint_dir: Path, *, best_metric_key: str = "best_metric", progress_every_s: float = 60.0
 ) -> dict[str, Any]:
     """``trainer.train()``, resuming from the last checkpoint in ``checkpoint_dir`` if a run was interrupted.
 
@@ -51,6 +53,8 @@ def train_with_resume(
     checkpoint's metric (under ``best_metric_key``), ``last_train_loss`` and ``seconds``.
     """
     last = last_complete_checkpoint(checkpoint_dir)
+    if progress_every_s and not any(isinstance(c, ProgressLine) for c in trainer.callback_handler.callbacks):
+        trainer.add_callback(ProgressLine(progress_every_s))  # a line with an ETA every minute of training
     start = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=last)
     state = trainer.state
@@ -83,12 +87,14 @@ def save_strategy(profile: str) -> str:
 
 
 def checkpointed_run_arguments(
-    checkpoint_dir: Path, *, eval_steps: int, seed: int, fp16: bool, bf16: bool, profile: str = "paper"
+    checkpoint_dir: Path, *, eval_steps: int, seed: int, fp16: bool, bf16: bool, profile: str = "paper",
+    report_to: str | list[str] | None = "none",
 ) -> dict[str, Any]:
     """The ``TrainingArguments`` every notebook run shares: fairseq's polynomial (linear) decay to 0, evaluate
     every ``eval_steps`` and checkpoint as :func:`save_strategy` says, keep the best and the last checkpoint
-    (resume) and reload the best at the end, seeded data order, mixed precision as asked, no reporting
-    integrations or progress bars."""
+    (resume) and reload the best at the end, seeded data order, mixed precision as asked, the reporting
+    integrations ``report_to`` names (:func:`r3f_utils.experiments.progress.resolve_report_to`; default none), no
+    tqdm bar (:func:`train_with_resume` prints a progress line a minute instead)."""
     return {
         "output_dir": str(checkpoint_dir),
         "lr_scheduler_type": "polynomial",
@@ -104,13 +110,21 @@ def checkpointed_run_arguments(
         "data_seed": seed,
         "fp16": fp16,
         "bf16": bf16,
-        "report_to": [],
+        "report_to": resolve_report_to(report_to),
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        # pinned memory only helps a GPU; on CPU torch warns once per DataLoader (25 times per smoke run)
+        "dataloader_pin_memory": _cuda_available(),
         # several CPU processes (torchrun/accelerate without GPUs): only use_cpu makes the Trainer join the gloo
         # group as DDP; without it every rank trained alone into the same checkpoint folder
         **({"use_cpu": True} if _distributed_without_gpu() else {}),
     }
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _distributed_without_gpu() -> bool:

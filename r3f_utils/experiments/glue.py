@@ -133,6 +133,7 @@ class RunConfig:
     fp16: bool = False
     bf16: bool = False
     keep_checkpoints: bool = False
+    report_to: str = "none"  # the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated list
     output_dir: str = "runs/notebook"
     profile: str = "smoke"
     row: str = ""
@@ -301,7 +302,8 @@ def build_training_arguments(cfg: RunConfig, *, best_metric: str, num_train_exam
     eval_steps = min(cfg.eval_steps or steps_per_epoch, cfg.total_updates)
     return TrainingArguments(
         **checkpoints.checkpointed_run_arguments(cfg.checkpoint_dir, eval_steps=eval_steps, seed=cfg.seed,
-                                                 fp16=cfg.fp16, bf16=cfg.bf16, profile=cfg.profile),
+                                                 fp16=cfg.fp16, bf16=cfg.bf16, profile=cfg.profile,
+                                                 report_to=cfg.report_to),
         max_steps=cfg.total_updates,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=max(cfg.batch_size, 32),

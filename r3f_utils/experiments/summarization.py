@@ -21,7 +21,6 @@ from typing import Any
 
 import datasets
 import numpy as np
-import torch
 from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -129,6 +128,7 @@ class SummarizationConfig:
     fp16: bool = False
     bf16: bool = False
     keep_checkpoints: bool = False
+    report_to: str = "none"  # the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated list
     seed: int = 0
     output_dir: str = "runs/notebook"
     profile: str = "smoke"
@@ -328,7 +328,8 @@ def build_training_arguments(cfg: SummarizationConfig, num_train_examples: int) 
     eval_steps = min(cfg.eval_steps or math.ceil(num_train_examples / per_update), cfg.max_updates)
     return Seq2SeqTrainingArguments(
         **checkpoints.checkpointed_run_arguments(cfg.checkpoint_dir, eval_steps=eval_steps, seed=cfg.seed,
-                                                 fp16=cfg.fp16, bf16=cfg.bf16, profile=cfg.profile),
+                                                 fp16=cfg.fp16, bf16=cfg.bf16, profile=cfg.profile,
+                                                 report_to=cfg.report_to),
         max_steps=cfg.max_updates,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
@@ -344,7 +345,6 @@ def build_training_arguments(cfg: SummarizationConfig, num_train_examples: int) 
         metric_for_best_model="loss",  # fairseq's checkpoint_best.pt: lowest validation loss
         greater_is_better=False,
         predict_with_generate=True,
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 

@@ -16,9 +16,13 @@ def check_method_config(trainer: Any, config: Any, config_type: type, method: st
         raise TypeError(f"{keyword} must be a {config_type.__name__} instance or None, got {type(config).__name__}")
     if config is None:
         return
-    if getattr(trainer.args, "neftune_noise_alpha", None) is not None:
+    if (getattr(trainer.args, "neftune_noise_alpha", None) is not None
+            and not getattr(config, "with_trainer_neftune", False)):
+        hint = (f", or, to run {method}'s KL with NEFTune's noise, {keyword}=R3FConfig(noise_type='neftune'), or, "
+                "for exactly this combination, R3FConfig(with_trainer_neftune=True)") if method == "R3F" else ""
         raise ValueError(f"{method} and NEFTune both perturb the input embeddings, and NEFTune's noise would hit "
-                         f"every {method} pass: set TrainingArguments(neftune_noise_alpha=None) or {keyword}=None")
+                         f"every {method} pass: set TrainingArguments(neftune_noise_alpha=None) or {keyword}=None"
+                         + hint)
     if getattr(trainer, "compute_loss_func", None) is not None:
         raise ValueError(f"{method} computes its own loss: do not pass compute_loss_func together with {keyword}")
 

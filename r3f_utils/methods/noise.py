@@ -11,6 +11,7 @@ module between them; the guard makes the decoder call clean in both cases.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -34,6 +35,8 @@ def sample_noise(
         return torch.empty_like(like).uniform_(-eps, eps, generator=generator)
     if noise_type == "normal":
         return torch.empty_like(like).normal_(0.0, eps, generator=generator)
+    if noise_type == "neftune":
+        raise ValueError("noise_type 'neftune' scales with the sequence length: draw it with neftune_noise()")
     raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
 
 
@@ -163,6 +166,33 @@ def perturbed_input_embeddings(
         yield
 
 
+def neftune_noise(
+    like: torch.Tensor,
+    alpha: float,
+    attention_mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """NEFTune's noise (Jain et al. 2023) for ``(B, T, d)`` embeddings: U(-1, 1) x ``alpha / sqrt(L * d)``.
+
+    With ``attention_mask`` (B x T, 1 = real token), ``L`` is each sequence's own number of real tokens and the
+    padded positions stay clean: NEFTune's Algorithm 1 and its authors' training code. Without it, ``L`` is the
+    padded length ``T`` and every position is noised: the ``neftune_noise_alpha`` hook of transformers/TRL. The
+    uniform draw goes through :func:`sample_noise`, so a test can replace the sampler for every noise type.
+    """
+    if like.dim() != 3:
+        raise ValueError(f"NEFTune noise needs (batch, length, width) embeddings, got shape {tuple(like.shape)}")
+    unit = sample_noise(like, 1.0, "uniform", generator)
+    width = like.size(-1)
+    if attention_mask is None:
+        return unit * (alpha / math.sqrt(like.size(1) * width))
+    if attention_mask.shape != like.shape[:2]:
+        raise ValueError(f"attention_mask of shape {tuple(attention_mask.shape)} does not match the embeddings "
+                         f"{tuple(like.shape[:2])}")
+    mask = attention_mask.to(torch.float32)
+    magnitude = alpha / (mask.sum(1).clamp(min=1.0) * width).sqrt()  # (B,), float32
+    return unit * (mask * magnitude.unsqueeze(1)).unsqueeze(-1).to(like.dtype)
+
+
 @contextmanager
 def noised_input_embeddings(
     model: nn.Module,
@@ -172,6 +202,8 @@ def noised_input_embeddings(
     detach: bool,
     rows: slice | None = None,
     generator: torch.Generator | None = None,
+    neftune_alpha: float = 5.0,
+    attention_mask: torch.Tensor | None = None,
 ) -> Iterator[None]:
     """Within the block, forward passes of ``model`` see noised encoder input embeddings.
 
@@ -182,6 +214,9 @@ def noised_input_embeddings(
             embedding matrix then gets no gradient through it. Its seq2seq criterion does not.
         rows: noise only these batch rows (the noised half of a doubled batch); default all rows.
         generator: the random generator the noise is drawn from; default the global RNG.
+        neftune_alpha, attention_mask: ``noise_type="neftune"`` only, see :func:`neftune_noise` (the
+            attention mask of the rows noised, or None for the padded length). NEFTune noises the embedding
+            module's output as it is (no ``embed_scale`` correction).
 
     The hook is removed on exit, also when the forward raises. ``noise_type="none"`` (the released fairseq
     RoBERTa path) installs no hook: passes inside the block are plain clean passes, embeddings not detached.
@@ -193,7 +228,11 @@ def noised_input_embeddings(
 
     def add_noise(output: torch.Tensor) -> torch.Tensor:
         target = output if rows is None else output[rows]
-        noised = (target.detach() if detach else target) + sample_noise(target, eps, noise_type, generator) * scale
+        if noise_type == "neftune":
+            noise = neftune_noise(target, neftune_alpha, attention_mask, generator)
+        else:
+            noise = sample_noise(target, eps, noise_type, generator) * scale
+        noised = (target.detach() if detach else target) + noise
         if rows is None:
             return noised
         out = output.clone()

@@ -13,6 +13,9 @@ numbers come from:
 * seq2seq (``label_smoothed_cross_entropy_r3f``): ``(LS_sum + λ · symm_kl · ntokens) / ntokens`` =
   per-token label-smoothed CE + λ · per-sequence KL, where the KL is summed over all decoder positions,
   padding included.
+* causal LMs (beyond the paper: decoder-only SFT, :func:`r3f_causal_lm_loss`): the seq2seq criterion on the
+  next-token distributions, the KL summed over the positions that carry loss (labels != -100: prompt and
+  padding tokens excluded, as ``SFTTrainer``'s completion masks say), chunked over positions.
 
 Deviations are named options, off by default: ``padding_mask`` in :func:`symmetric_kl` and
 ``kl_reduction="per_token"`` in :func:`r3f_seq2seq_loss` (KL over real target tokens only, per token).
@@ -30,7 +33,8 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
-NOISE_TYPES = ("uniform", "normal", "none")
+NOISE_TYPES = ("uniform", "normal", "none", "neftune")
+NEFTUNE_LENGTHS = ("real", "padded")
 SEQ2SEQ_KL_REDUCTIONS = ("per_sequence", "per_token")
 PASS_MODES = ("separate", "concat")
 SEQ2SEQ_KL_BATCHES = ("step", "micro_batch")
@@ -59,6 +63,19 @@ class R3FConfig:
             doubled batch. Both give the same objective (independent dropout masks, same detach rules, same
             KL). On 2 CPU cores ``separate`` measured 2-4% faster (``benchmarks/step_time.py``), so it is the
             default; ``concat`` can pay off where bigger batches use the device better (GPUs).
+        neftune_alpha: with ``noise_type="neftune"`` (beyond the paper: NEFTune's noise, Jain et al. 2023), the
+            noise is U(-a, a) with ``a = neftune_alpha / sqrt(L * d)`` (d the embedding width); ``eps`` is then
+            unused. NEFTune's paper: alpha 5, 10 or 15.
+        neftune_length: what ``L`` is: ``"real"`` (default; NEFTune's Algorithm 1 and its authors' training
+            code) each sequence's own number of tokens from the attention mask, padding left clean;
+            ``"padded"`` the padded batch length, every position noised, as the ``neftune_noise_alpha`` hook
+            of transformers/TRL does.
+        kl_chunk_size: causal-LM objective: positions per chunk of the log-softmax/KL computation (each chunk is
+            recomputed in the backward pass, so its float32 working set is not kept; see
+            :func:`r3f_causal_lm_loss` for the peak memory).
+        with_trainer_neftune: the trainers refuse R3F together with ``neftune_noise_alpha`` (NEFTune's hook then
+            noises both passes, the "clean" one too); ``True`` asks for exactly that combination by name. For
+            "NEFTune noise + R3F KL" (clean pass clean) use ``noise_type="neftune"`` instead.
     """
 
     eps: float = 1e-5
@@ -67,9 +84,13 @@ class R3FConfig:
     seq2seq_kl: str = "per_sequence"
     pass_mode: str = "separate"
     seq2seq_kl_batch: str = "step"
+    neftune_alpha: float = 5.0
+    neftune_length: str = "real"
+    kl_chunk_size: int = 256
+    with_trainer_neftune: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("eps", "r3f_lambda"):
+        for name in ("eps", "r3f_lambda", "neftune_alpha"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(
@@ -80,8 +101,15 @@ class R3FConfig:
             raise ValueError(f"R3FConfig.eps must be > 0, got {self.eps!r} (the paper and fairseq use 1e-5)")
         if self.r3f_lambda < 0:
             raise ValueError(f"R3FConfig.r3f_lambda must be >= 0, got {self.r3f_lambda!r} (the paper searched 0.1-5.0)")
+        if self.neftune_alpha <= 0:
+            raise ValueError(f"R3FConfig.neftune_alpha must be > 0, got {self.neftune_alpha!r} (NEFTune: 5, 10, 15)")
+        if isinstance(self.kl_chunk_size, bool) or not isinstance(self.kl_chunk_size, int) or self.kl_chunk_size < 1:
+            raise ValueError(f"R3FConfig.kl_chunk_size must be a positive integer, got {self.kl_chunk_size!r}")
+        if not isinstance(self.with_trainer_neftune, bool):
+            raise ValueError(f"R3FConfig.with_trainer_neftune must be True or False, got {self.with_trainer_neftune!r}")
         for name, allowed in (("noise_type", NOISE_TYPES), ("seq2seq_kl", SEQ2SEQ_KL_REDUCTIONS),
-                              ("pass_mode", PASS_MODES), ("seq2seq_kl_batch", SEQ2SEQ_KL_BATCHES)):
+                              ("pass_mode", PASS_MODES), ("seq2seq_kl_batch", SEQ2SEQ_KL_BATCHES),
+                              ("neftune_length", NEFTUNE_LENGTHS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"R3FConfig.{name} must be one of {', '.join(map(repr, allowed))}; "
                                  f"got {getattr(self, name)!r}")
@@ -191,17 +219,119 @@ def r3f_seq2seq_loss(
     """
     if kl_reduction not in SEQ2SEQ_KL_REDUCTIONS:
         raise ValueError(f"kl_reduction must be one of {SEQ2SEQ_KL_REDUCTIONS}, got {kl_reduction!r}")
-    ntokens = labels.ne(ignore_index).sum()
-    denominator = ntokens if num_items is None else num_items
     task_sum = label_smoothed_nll_sum(clean_logits, labels, label_smoothing, ignore_index)
+    # per_sequence: every decoder position, padding included (fairseq); per_token: real target tokens only
+    padding = labels.eq(ignore_index) if kl_reduction == "per_token" else None
+    kl_sum = symmetric_kl(noised_logits, clean_logits, padding_mask=padding) * labels.size(0)
+    return _seq2seq_join(task_sum, kl_sum, labels.size(0), labels.ne(ignore_index).sum(), r3f_lambda=r3f_lambda,
+                         kl_reduction=kl_reduction, num_items=num_items, num_sequences=num_sequences)
+
+
+def _seq2seq_join(
+    task_sum: torch.Tensor,
+    kl_sum: torch.Tensor,
+    batch: int,
+    ntokens: torch.Tensor,
+    *,
+    r3f_lambda: float,
+    kl_reduction: str,
+    num_items: int | torch.Tensor | None,
+    num_sequences: int | torch.Tensor | None,
+) -> R3FLoss:
+    """How ``label_smoothed_cross_entropy_r3f`` joins the summed task loss and the summed KL (see
+    :func:`r3f_seq2seq_loss`): per-token task loss + λ · per-sequence (or, ``per_token``, per-token) KL."""
+    denominator = ntokens if num_items is None else num_items
     if kl_reduction == "per_sequence":
-        symm_kl = symmetric_kl(noised_logits, clean_logits)
-        if num_sequences is None:
-            kl_sum = symm_kl * ntokens  # fairseq: loss + λ · symm_kl · sample_size, sample_size = ntokens
-        else:  # Σ KL of this batch / sequences of the step, scaled to the loss's common denominator
-            kl_sum = symm_kl * labels.size(0) * (denominator / num_sequences)
+        symm_kl = kl_sum / batch
+        # fairseq: loss + λ · symm_kl · sample_size (sample_size = ntokens); with num_sequences: Σ KL of this
+        # batch / sequences of the step, scaled to the loss's common denominator
+        kl_term = symm_kl * ntokens if num_sequences is None else kl_sum * (denominator / num_sequences)
     else:
-        kl_sum = symmetric_kl(noised_logits, clean_logits, padding_mask=labels.eq(ignore_index)) * labels.size(0)
+        kl_term = kl_sum
         symm_kl = kl_sum / ntokens.clamp(min=1)
-    loss = (task_sum + r3f_lambda * kl_sum) / denominator
+    loss = (task_sum + r3f_lambda * kl_term) / denominator
     return R3FLoss(loss, task_sum.detach() / ntokens.clamp(min=1), symm_kl.detach())
+
+
+def _causal_chunk_sums(
+    clean: torch.Tensor, noised: torch.Tensor, targets: torch.Tensor, label_smoothing: float, ignore_index: int
+) -> torch.Tensor:
+    """``[task_sum, kl_sum]`` of one chunk of positions (rows of ``(n, V)`` logits), in float32, autocast off."""
+    with torch.autocast(clean.device.type, enabled=False):
+        clean, noised = clean.float(), noised.float()
+        task = label_smoothed_nll_sum(clean, targets, label_smoothing, ignore_index)
+        keep = targets.ne(ignore_index)
+        # rows of the chunk that carry no loss (prompt, padding) are left out: the same symmetric_kl, masked
+        kl = symmetric_kl(noised, clean, padding_mask=~keep) * keep.size(0)
+    return torch.stack([task, kl])
+
+
+def r3f_causal_lm_loss(
+    clean_logits: torch.Tensor,
+    noised_logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    r3f_lambda: float,
+    label_smoothing: float = 0.0,
+    kl_reduction: Literal["per_sequence", "per_token"] = "per_sequence",
+    ignore_index: int = -100,
+    num_items: int | torch.Tensor | None = None,
+    num_sequences: int | torch.Tensor | None = None,
+    shift_labels: torch.Tensor | None = None,
+    chunk_size: int = 256,
+) -> R3FLoss:
+    """R3F for decoder-only causal LMs: the seq2seq criterion (:func:`r3f_seq2seq_loss`) on next-token
+    distributions, beyond the paper.
+
+    Position ``t`` of the logits predicts ``labels[:, t + 1]`` (transformers' causal-LM convention; pass
+    ``shift_labels`` instead when the collator already shifted them, e.g. padding-free batches). Only the
+    positions that carry loss (target != ``ignore_index``: SFT's prompt and padding tokens are -100) enter the
+    task loss and the symmetric KL. ``kl_reduction="per_sequence"`` (the official seq2seq reduction): KL summed
+    over those positions, divided by the number of sequences, joined as ``λ · symm_kl · ntokens``, so the loss
+    is per-token CE + λ · per-sequence KL; ``"per_token"``: the KL divided by the number of loss tokens. (fairseq
+    also sums the KL over padded decoder positions; a causal LM's prompt and padding positions predict nothing
+    the loss asks for, so they are left out.) ``num_items`` / ``num_sequences``: as in :func:`r3f_seq2seq_loss`.
+
+    Memory: the positions are processed ``chunk_size`` at a time, each chunk under activation checkpointing, in
+    float32 with autocast off (so bf16 logits get a float32 KL). Beyond the two logits tensors the model returns
+    (``B x T x V`` each, in its dtype) and their gradients, the loss holds one chunk's working set, about
+    ``8 x chunk_size x V x 4`` bytes (float32 log-softmax of both passes and of the CE, their exponentials and
+    the pointwise KL): with a 128,256-token vocabulary (Llama 3) and the default 256 positions, ~1.05 GB at the
+    peak, freed after the chunk; no float32 copy of the whole logits and no per-chunk tensor is kept for the
+    backward pass (it recomputes the chunk).
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    if kl_reduction not in SEQ2SEQ_KL_REDUCTIONS:
+        raise ValueError(f"kl_reduction must be one of {SEQ2SEQ_KL_REDUCTIONS}, got {kl_reduction!r}")
+    if clean_logits.shape != noised_logits.shape or clean_logits.dim() != 3:
+        raise ValueError(f"r3f_causal_lm_loss needs two (batch, length, vocab) logits of one shape, got "
+                         f"{tuple(clean_logits.shape)} and {tuple(noised_logits.shape)}")
+    batch, length, vocab = clean_logits.shape
+    if shift_labels is None:
+        if labels.shape != (batch, length):
+            raise ValueError(f"labels must have shape {(batch, length)} (the input_ids' shape), "
+                             f"got {tuple(labels.shape)}")
+        targets = torch.cat([labels[:, 1:], labels.new_full((batch, 1), ignore_index)], dim=1)
+    else:
+        if shift_labels.shape != (batch, length):
+            raise ValueError(f"shift_labels must have shape {(batch, length)}, got {tuple(shift_labels.shape)}")
+        targets = shift_labels
+    targets = targets.reshape(-1)
+    ntokens = targets.ne(ignore_index).sum()
+    # views of the logits, split into chunks of positions: the split's backward assembles one gradient tensor
+    pieces = zip(clean_logits.view(-1, vocab).split(chunk_size), noised_logits.view(-1, vocab).split(chunk_size),
+                 targets.split(chunk_size), strict=True)
+    # zero, but connected to both logits: a batch without loss tokens still back-propagates (a zero gradient)
+    sums = (clean_logits.view(-1)[:1].float().sum() + noised_logits.view(-1)[:1].float().sum()) * 0.0
+    sums = sums.expand(2)
+    for clean, noised, target in pieces:
+        if not bool(target.ne(ignore_index).any()):
+            continue  # a chunk of prompt / padding only
+        if torch.is_grad_enabled() and (clean.requires_grad or noised.requires_grad):
+            sums = sums + checkpoint(_causal_chunk_sums, clean, noised, target, label_smoothing, ignore_index,
+                                     use_reentrant=False)
+        else:
+            sums = sums + _causal_chunk_sums(clean, noised, target, label_smoothing, ignore_index)
+    return _seq2seq_join(sums[0], sums[1], batch, ntokens, r3f_lambda=r3f_lambda, kl_reduction=kl_reduction,
+                         num_items=num_items, num_sequences=num_sequences)

@@ -18,7 +18,13 @@ from r3f_utils.methods.ddp import rank_noise_generator
 from r3f_utils.methods.guards import check_finite_loss
 from r3f_utils.methods.heads import check_method_config, is_regression_head, loss_denominator
 from r3f_utils.methods.noise import noised_input_embeddings
-from r3f_utils.methods.r3f import R3FConfig, R3FLoss, r3f_classification_loss, r3f_seq2seq_loss
+from r3f_utils.methods.r3f import (
+    R3FConfig,
+    R3FLoss,
+    r3f_causal_lm_loss,
+    r3f_classification_loss,
+    r3f_seq2seq_loss,
+)
 
 
 def _double(inputs: dict[str, Any], batch: int) -> dict[str, Any]:
@@ -56,7 +62,7 @@ class R3FLossMixin:
         own tokens per sequence and the summed gradient would differ from one device with the whole batch.
         """
         batch_samples, num_items = super().get_batch_samples(*args, **kwargs)  # type: ignore[misc]
-        if self.r3f is not None and self._r3f_objective == "seq2seq" and self.r3f.seq2seq_kl_batch == "step":
+        if self.r3f is not None and self._r3f_objective != "classification" and self.r3f.seq2seq_kl_batch == "step":
             count = sum(b["labels"].size(0) for b in batch_samples if "labels" in b)
             sequences = torch.tensor(count, device=self.args.device)  # type: ignore[attr-defined]
             if self.args.average_tokens_across_devices and self.args.world_size > 1:  # type: ignore[attr-defined]
@@ -99,12 +105,15 @@ class R3FLossMixin:
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         unwrapped = self.accelerator.unwrap_model(model)  # type: ignore[attr-defined]
-        seq2seq = self._r3f_objective == "seq2seq"
-        if seq2seq and "decoder_input_ids" not in inputs:
+        seq2seq = self._r3f_objective != "classification"  # causal_lm: the seq2seq criterion on next tokens
+        shift_labels = inputs.pop("shift_labels", None) if self._r3f_objective == "causal_lm" else None
+        if self._r3f_objective == "seq2seq" and "decoder_input_ids" not in inputs:
             inputs["decoder_input_ids"] = unwrapped.prepare_decoder_input_ids_from_labels(labels=labels)
         # fairseq detaches the noised embeddings for classification, not for seq2seq
         noise = {"eps": r3f.eps, "noise_type": r3f.noise_type, "detach": not seq2seq,
-                 "generator": self._rank_noise_generator(labels.device)}  # independent noise per DDP rank
+                 "generator": self._rank_noise_generator(labels.device),  # independent noise per DDP rank
+                 "neftune_alpha": r3f.neftune_alpha,
+                 "attention_mask": inputs.get("attention_mask") if r3f.neftune_length == "real" else None}
         batch = labels.size(0)
         if r3f.pass_mode == "concat":
             with noised_input_embeddings(unwrapped, rows=slice(batch, None), **noise):
@@ -122,7 +131,15 @@ class R3FLossMixin:
         # normalise by num_items_in_batch exactly when the Trainer will not divide by the accumulation steps
         num_items = loss_denominator(self, num_items_in_batch)
         scaled = num_items is not None
-        if seq2seq:
+        if self._r3f_objective == "causal_lm":
+            step_sequences = self._step_sequences if scaled and r3f.seq2seq_kl_batch == "step" else None
+            result = r3f_causal_lm_loss(
+                clean_logits, noised_logits, labels, r3f_lambda=r3f.r3f_lambda,
+                label_smoothing=self.args.label_smoothing_factor,  # type: ignore[attr-defined]
+                kl_reduction=r3f.seq2seq_kl, num_items=num_items,  # type: ignore[arg-type]
+                num_sequences=step_sequences, shift_labels=shift_labels, chunk_size=r3f.kl_chunk_size,
+            )
+        elif seq2seq:
             # DDP / accumulation: average the per-sequence KL over the whole step's sequences (see get_batch_samples)
             step_sequences = self._step_sequences if scaled and r3f.seq2seq_kl_batch == "step" else None
             result = r3f_seq2seq_loss(

@@ -37,3 +37,17 @@ def test_wheel_validate_reproduce_check_from_an_empty_folder(installed, smoke_ru
     assert " reproduced " in line
     manifest = json.loads((smoke_run.batch / "batch.json").read_text())
     assert manifest["experiments"] == [EXPERIMENT] and manifest["overrides"] == {}
+
+
+def test_wheel_check_after_a_one_row_batch_is_short_and_the_report_opens_with_the_banner(installed, smoke_run) -> None:
+    """The README's recipe (issue 19): `check` with no --profile/--rows checks what the batch ran, nothing else."""
+    check = installed.run("check", "--results", str(smoke_run.batch), cwd=smoke_run.cwd)
+    assert check.returncode == 0, check.stdout + check.stderr
+    listed = [ln.split()[0] for ln in check.stdout.splitlines() if ln.startswith("table")]
+    assert ROW in listed and all(r.startswith("table2") and r.endswith(".rte.roberta_large_r3f") for r in listed)
+    assert "claim" not in check.stdout and "missing" not in check.stdout.replace("0 missing", "")
+    assert len(check.stdout.splitlines()) <= 8
+    help_text = installed.run("--help", cwd=smoke_run.cwd).stdout
+    assert help_text.startswith("usage: r3f-repro ")
+    html = (smoke_run.batch / "report.html").read_text()
+    assert html.index('id="banner"') < html.index('id="profile"') and "Smoke profile" in html

@@ -156,7 +156,7 @@ def test_cli_exit_2_on_unusable_input(tmp_path, capsys):
     assert main(["check", "--results", str(tmp_path / "nope"), "--registry", str(TOY)]) == 2
     assert main(["check", "--results", str(tmp_path), "--registry", str(TOY)]) == 2  # no results.json
     _write(tmp_path, "toy.single", 50.0, profile="smoke")
-    assert main(["check", "--results", str(tmp_path), "--registry", str(TOY)]) == 2  # only smoke results
+    assert main(["check", "--results", str(tmp_path), "--registry", str(TOY), "--profile", "paper"]) == 2  # smoke only
     assert "found profile smoke" in capsys.readouterr().err
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text(json.dumps({"schema_version": 1}))

@@ -164,7 +164,7 @@ def test_report_infers_the_profile_and_labels_the_reference(tmp_path, capsys):
     assert "Compared with: the values pinned for the smoke profile" in md
     assert "- **Rows** (5): " in md and "**Claims**: none checked." in md
     # paper layout: tasks across, model · method down; paper value, the pin, reproduced with the seed spread
-    assert "## Table toy" in md and "| none · r3f · max_of_10 |" in md
+    assert "## Toy" in md and "| none R3F (best of 10 seeds) |" in md
     assert "paper 59.00 · smoke pin – → 53.00 [51.00–53.00, sd 1.00] (3/1 seeds)" in md  # max of 3 seeds
     assert "paper 54.50 · smoke pin – → 52.00 [51.00–53.00, sd 1.00]" in md  # median, same seeds
 
@@ -172,21 +172,22 @@ def test_report_infers_the_profile_and_labels_the_reference(tmp_path, capsys):
 def test_report_plots_seed_distributions_and_embeds_run_figures(tmp_path):
     _toy_runs(tmp_path)
     assert main(["report", "--results", str(tmp_path), "--registry", str(TOY), "--out", str(tmp_path / "r")]) == 0
-    assert (tmp_path / "r" / "report-seeds.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "r" / "report-seeds-toy.png").read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "![per-seed values](report-seeds.png)" in md
+    assert "![per-seed values of Toy](report-seeds-toy.png)" in md
     assert "![toy.multi seed 1: curve.png](../toy.multi/seed-1/curve.png)" in md  # relative to the report
     parser = _Table()
     parser.feed((tmp_path / "r" / "report.html").read_text())
     ids = {i.get("id") for i in parser.images}
-    assert {"plot", "seeds", "figure-0"} <= ids
+    assert {"seeds-toy", "figure-0"} <= ids  # no pins to compare with: no overview plot, a sentence instead
+    assert "No reproduced value has a reference to compare with yet" in (tmp_path / "r" / "report.html").read_text()
     assert all(i["src"].startswith("data:image/png;base64,") for i in parser.images)
 
 
 def test_report_without_several_seeds_has_no_seed_plot(tmp_path):
     _toy_runs(tmp_path, seeds=(1,))
     assert main(["report", "--results", str(tmp_path), "--registry", str(TOY)]) == 0
-    assert not (tmp_path / "report-seeds.png").exists()
+    assert not list(tmp_path.glob("report-seeds*.png"))
 
 
 def test_report_with_mixed_profiles_asks_for_one(tmp_path, capsys):
@@ -212,4 +213,4 @@ def test_report_lists_claims_with_verdict_and_operands(tmp_path):
     assert "**Claims**: 1 of 1 holding (1 holds)." in md
     assert ("| fig1.toy.faster | R3F is faster than SMART | holds (pinned: holds) | "
             "toy.multi:wall_time = 10.00  <  toy.single:wall_time = 20.00 |") in md
-    assert 'data-claim="fig1.toy.faster"' in render_html(rows, result, b"")
+    assert 'data-claim="fig1.toy.faster"' in render_html(rows, result)

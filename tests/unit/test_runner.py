@@ -90,8 +90,11 @@ def test_failing_notebook_does_not_stop_the_batch_and_names_the_cell(tmp_path, c
     code = main(
         ["reproduce", "--registry", str(TOY), "--rows", "toy.fails", "toy.single", "--out", str(tmp_path)]
     )
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert code == 1
+    # the check's count of failures includes the run whose notebook raised (it said "0 failed")
+    assert "; 1 failed (1 run whose notebook raised)" in captured.out
     (batch,) = tmp_path.iterdir()
     assert (batch / "toy.single" / "seed-1" / "results.json").is_file()
     error = (batch / "toy.fails" / "seed-1" / "error.txt").read_text()

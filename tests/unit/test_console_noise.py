@@ -1,0 +1,32 @@
+"""A batch's console shows what matters (issue 19 C): no "KeyboardInterrupt caught in kernel." after a notebook
+that finished fine, no pin_memory warning per DataLoader on CPU."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from r3f_utils.experiments.checkpoints import checkpointed_run_arguments
+from r3f_utils.warm_kernel_manager import WarmKernelManager
+
+
+def test_no_sigint_to_a_kernel_that_is_shutting_down(monkeypatch):
+    """jupyter_client interrupts (SIGINT) every kernel before its shutdown request; a kernel busy with a message
+    then logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." on the batch's console."""
+    manager = WarmKernelManager()
+    sent = []
+    monkeypatch.setattr(WarmKernelManager, "signal_kernel", lambda self, signum: sent.append(signum), raising=False)
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())  # jupyter_client's raises "No kernel is running!" here
+    assert sent == []
+
+
+def test_no_pinned_memory_without_a_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = checkpointed_run_arguments(Path("x"), eval_steps=5, seed=1, fp16=False, bf16=False, profile="smoke")
+    assert args["dataloader_pin_memory"] is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    args = checkpointed_run_arguments(Path("x"), eval_steps=5, seed=1, fp16=False, bf16=False, profile="paper")
+    assert args["dataloader_pin_memory"] is True
