@@ -35,7 +35,8 @@ def apply_weight_decay_scope(trainer: Any, scope: str) -> Any:
     Must run before the optimiser is created (``train()`` creates it). ``"no_bias_norm"`` leaves the
     Trainer untouched.
     """
-    decayed_parameter_names(trainer, nn.Linear(1, 1), scope)  # validates the scope now
+    if scope not in WEIGHT_DECAY_SCOPES:  # (no probe module built here: that would draw from the seeded RNG)
+        raise ValueError(f"weight_decay_scope={scope!r} is invalid: choose one of {list(WEIGHT_DECAY_SCOPES)}")
     if trainer.optimizer is not None:
         raise ValueError("apply_weight_decay_scope: the optimiser already exists; call it before train()")
     if scope == "all":

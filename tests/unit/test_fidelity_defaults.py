@@ -137,3 +137,13 @@ def test_ls_and_validate_show_the_paper_profiles_choices(tmp_path, capsys) -> No
     assert main(["validate", "--registry", str(doctored), "--profile", "paper", "--no-notebooks"]) == 1
     out = capsys.readouterr().out
     assert "row 'table2a.rte.roberta_large_r3f': head_dropout is not set: the paper profile runs 0.0" in out
+
+
+def test_applying_a_scope_draws_nothing_from_the_seeded_rng(tmp_path) -> None:
+    trainer = _trainer(tmp_path, None)
+    state = torch.get_rng_state()
+    for scope in ("no_bias_norm", "all"):
+        apply_weight_decay_scope(trainer, scope)
+    assert torch.equal(state, torch.get_rng_state())  # the notebook default leaves the smoke values as they were
+    with pytest.raises(ValueError, match="weight_decay_scope='x'"):
+        apply_weight_decay_scope(trainer, "x")
