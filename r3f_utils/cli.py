@@ -203,12 +203,17 @@ def _write_report(rows: Sequence[RegistryRow], claims: Sequence[Claim], records:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write report.md / report.html (or the model-index export) for the results under ``--results``."""
-    from .atomic import OutputError
+    from .atomic import OutputError, describe_os_error
 
     loaded = _load_with_results(args)
     if loaded is None:
         return 2
     registry, records = loaded
+    out = Path(args.out or args.results)
+    if out.exists() and not out.is_dir():
+        print(f"error: --out {out} is a file, not a folder: name a folder (report.md, report.html and the figures "
+              "go into it; it is made if missing)", file=sys.stderr)
+        return 2
     try:
         profile, rows, claims = _scope(args, registry, records)
         if args.format == "model-index":
@@ -216,11 +221,14 @@ def cmd_report(args: argparse.Namespace) -> int:
             from .model_index import write_model_index
 
             result = check(rows, records, profile, include_reported=False, claims=claims)
-            paths = write_model_index(rows, result, args.out or args.results)
+            paths = write_model_index(rows, result, out)
         else:
-            paths = _write_report(rows, claims, records, args.out or args.results, profile)
+            paths = _write_report(rows, claims, records, out, profile)
     except (RegistryError, RunnerError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file in the way of a folder on --out's path, a read-only parent, ...
+        print(f"error: {describe_os_error(out, err)}", file=sys.stderr)
         return 2
     print(f"wrote {' and '.join(str(p) for p in paths)}")
     return 0
@@ -292,7 +300,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"error: {describe_os_error(args.out, err)}", file=sys.stderr)
         return 2
     print(f"{len(jobs)} runs into {batch}", file=sys.stderr)
-    outcomes = launch(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    try:
+        outcomes = launch(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
+    except KeyboardInterrupt:  # Ctrl-C: finished seeds are kept, the interrupted ones rerun on --resume
+        print(f"\ninterrupted; resume with: {invoked_name()} reproduce --resume {batch}", file=sys.stderr)
+        return 130
+    except OSError as err:  # a full disk where no run could record it: the batch stays resumable
+        print(f"error: {describe_os_error(batch, err)}; then resume with: {invoked_name()} reproduce --resume {batch}",
+              file=sys.stderr)
+        return 2
     if any(o.status in ("submitted", "running") for o in outcomes):  # slurm --detach, or jobs still queued
         waiting = sum(o.status in ("submitted", "running") for o in outcomes)
         print(f"{waiting} runs queued or running; collect them with: python -m r3f_utils reproduce --resume {batch}"
@@ -451,4 +467,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C outside a batch's runs (reproduce says how to resume its own)
+        print("\ninterrupted", file=sys.stderr)
+        return 130

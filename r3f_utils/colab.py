@@ -1,8 +1,10 @@
 """The notebooks' Colab header: an "Open in Colab" badge and an install cell, stamped from one place.
 
 ``REPOSITORY`` is the one place that names the repository (a placeholder until the project is published: set it
-and run ``python -m r3f_utils.colab``, which restamps every notebook under ``notebooks/``). A new notebook gets
-its header the same way; ``tests/unit/test_colab.py`` fails for any notebook whose header is missing or stale.
+and run ``python -m r3f_utils.colab``, which restamps every notebook under ``notebooks/`` and, in a checkout, the
+URL's copies in ``README.md``, ``pyproject.toml`` (``[project.urls]``) and ``CITATION.cff``). A new notebook gets
+its header the same way; ``tests/unit/test_colab.py`` fails for any notebook whose header is missing or stale,
+``tests/reliability/test_reliability_install.py`` for a stale URL copy.
 
 The install cell installs ``r3f-repro`` with the notebook's extras only when ``r3f_utils`` does not import
 (Colab, a fresh kernel): in a checkout, a venv with the package, or a papermill run it does nothing. On Colab
@@ -11,6 +13,7 @@ the Trainer uses the GPU by itself; the cell reports which one and whether it su
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -23,13 +26,15 @@ __all__ = [
     "install_source",
     "stamp_notebook",
     "stamp_notebooks",
+    "stamp_repository_urls",
 ]
 
 # The repository, in one place. "<owner>" is a placeholder until the project is published (README: Install).
 REPOSITORY = "https://github.com/<owner>/r3f-repro"
 BRANCH = "main"
 # notebook file name -> pip extras its install cell asks for (the CPU profile's MiniLM for GLUE and XNLI)
-NOTEBOOK_EXTRAS: dict[str, tuple[str, ...]] = {"glue.ipynb": ("cpu",), "xnli.ipynb": ("cpu",)}
+NOTEBOOK_EXTRAS: dict[str, tuple[str, ...]] = {"glue.ipynb": ("cpu",), "xnli.ipynb": ("cpu",),
+                                               "sft.ipynb": ("llm",)}  # TRL + PEFT
 BADGE_TAG = "colab-badge"
 INSTALL_TAG = "colab-install"
 _OLD_INSTALL_PREFIX = "# Colab / a fresh kernel"
@@ -110,6 +115,40 @@ def stamp_notebooks(paths: Iterable[str | Path] | None = None) -> list[Path]:
     return [p for p in targets if stamp_notebook(p)]
 
 
+# The repository URL's copies outside the notebooks: file (relative to a checkout's top level) -> patterns whose
+# group 2 is the URL (whatever it was before: the placeholder or an earlier REPOSITORY)
+_URL_COPIES: dict[str, tuple[re.Pattern[str], ...]] = {
+    "README.md": (re.compile(r"(@ git\+)(https://[^\s\"'@]+?)(?=[\"'\s@])"),),
+    "pyproject.toml": (re.compile(r'^((?:Homepage|Repository) = ")(https://[^"]+)(?=")', re.M),
+                       re.compile(r'^(Issues = ")(https://[^"]+)(?=/issues")', re.M)),
+    "CITATION.cff": (re.compile(r'^(repository-code: ")(https://[^"]+)(?=")', re.M),),
+}
+
+
+def stamp_repository_urls(root: str | Path | None = None) -> list[Path]:
+    """Write ``REPOSITORY`` into the URL's copies in ``README.md``, ``pyproject.toml`` and ``CITATION.cff`` under
+    ``root`` (default: this checkout; nothing in an installed wheel); returns the files that changed."""
+    from .package_data import is_checkout
+
+    if root is None:
+        if not is_checkout():
+            return []
+        root = Path(__file__).resolve().parents[1]
+    changed = []
+    for name, patterns in _URL_COPIES.items():
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        before = path.read_text(encoding="utf-8")
+        after = before
+        for pattern in patterns:
+            after = pattern.sub(lambda m: m.group(1) + REPOSITORY, after)
+        if after != before:
+            path.write_text(after, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
 if __name__ == "__main__":
-    changed = stamp_notebooks(sys.argv[1:])
+    changed = stamp_notebooks(sys.argv[1:]) + ([] if sys.argv[1:] else stamp_repository_urls())
     print("\n".join(f"stamped {p}" for p in changed) or "all notebooks up to date")

@@ -43,6 +43,7 @@ from .runner import Job, JobOutcome, RunnerError, run_jobs
 __all__ = [
     "LAUNCHERS",
     "SlurmOptions",
+    "check_slurm_available",
     "default_jobs",
     "read_slurm_options",
     "run_local",
@@ -281,6 +282,21 @@ def read_slurm_options(path: str | Path | None = None, **overrides: Any) -> Slur
     return SlurmOptions(**data)
 
 
+def check_slurm_available(options: SlurmOptions) -> None:
+    """RunnerError, before any folder is made, when ``--launcher slurm`` cannot work here: submitit missing, or
+    (executor ``slurm``) no ``sbatch``/``srun`` on the PATH."""
+    import importlib.util
+
+    if importlib.util.find_spec("submitit") is None:
+        raise RunnerError("--launcher slurm needs submitit, which is not installed: pip install 'r3f-repro[slurm]' "
+                          "(or pip install submitit)")
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if options.executor == "slurm" and missing:
+        raise RunnerError(f"--launcher slurm: {' and '.join(missing)} not found on the PATH (not a SLURM login "
+                          "node?): run it where SLURM is installed, use --launcher local, or --slurm-executor local "
+                          "to try the submission on this machine")
+
+
 def _executor(options: SlurmOptions, folder: Path, name: str) -> Any:
     import submitit
 
@@ -470,6 +486,7 @@ def from_args(args: Any) -> Any:
     options = read_slurm_options(args.slurm_config, partition=args.partition, time_min=args.time_min,
                                  gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
                                  mem_gb=args.mem_gb, executor=args.slurm_executor)
+    check_slurm_available(options)
 
     def launch_slurm(jobs: Sequence[Job], batch_dir: Path, *, resume: bool, kernel_name: str) -> list[JobOutcome]:
         return run_slurm(jobs, batch_dir, options, kernel_name=kernel_name, wait=not args.detach)

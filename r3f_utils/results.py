@@ -254,6 +254,11 @@ def read_results(root: str | Path) -> list[ResultRecord]:
     if not base.exists():
         raise ResultsError(f"{base}: results folder does not exist")
     if base.is_file():
+        if base.name != RESULTS_FILENAME:  # e.g. --results <run>/notebook.ipynb
+            what = ("is a notebook, not a results folder" if base.suffix == ".ipynb"
+                    else f"is neither a results folder nor a {RESULTS_FILENAME}")
+            raise ResultsError(f"{base}: {what}: pass the run or batch folder that holds it "
+                               f"(--results {base.parent}), or a {RESULTS_FILENAME}")
         return [_parse(base)]
     records = [_parse(path) for path in sorted(base.rglob(RESULTS_FILENAME))]
     for rec in records:

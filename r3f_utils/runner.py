@@ -100,7 +100,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise RunnerError(f"--set {text!r}: expected key=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise RunnerError(f"--set {text!r}: the value {raw!r} is not valid YAML ({problem}); write a list as "
+                          f"[1, 2], or quote a string: --set '{key.strip()}=\"{raw}\"'") from None
     if isinstance(value, str) and is_number_like(value):
         value = float(value)
     return key.strip(), value
@@ -149,7 +154,8 @@ def validate_jobs(jobs: Sequence[Job]) -> None:
     for job in jobs:
         if job.notebook not in declared:
             if not job.notebook.is_file():
-                raise RunnerError(f"{job.experiment}: notebook {job.notebook} does not exist")
+                what = "is a folder, not a notebook file" if job.notebook.is_dir() else "does not exist"
+                raise RunnerError(f"{job.experiment}: notebook {job.notebook} {what}")
             declared[job.notebook] = set(papermill.inspect_notebook(str(job.notebook)))
         names = declared[job.notebook]
         for key in [*job.parameters, *COMMON_PARAMETERS]:
@@ -211,27 +217,53 @@ CHECKPOINTS = "checkpoints"  # the notebooks' checkpoint folder inside a run fol
 # encryption" warning per run on a local batch
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 KERNEL_MANAGER = "r3f_utils.warm_kernel_manager.WarmKernelManager"  # jupyter_client's, with shorter idle polls
+KERNEL_LOG_ENV = "R3F_KERNEL_LOG"  # = warm_kernel_manager.KERNEL_LOG_ENV (not imported here: no jupyter import)
+
+
+def _record_failure(run_dir: Path, error: str) -> str:
+    """Write ``error.txt`` atomically; on a full disk (or any OS error) write nothing and say so in the error."""
+    from .atomic import OutputError, atomic_write_text
+
+    try:
+        atomic_write_text(run_dir / "error.txt", error + "\n")
+    except OutputError as err:
+        return f"{error} (and error.txt could not be written: {err})"
+    return error
 
 
 def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path | None = None) -> JobOutcome:
     import papermill
 
-    run_dir.mkdir(parents=True, exist_ok=False)  # never reuse a run folder
-    if checkpoints_from is not None and checkpoints_from.is_dir():
-        checkpoints_from.rename(run_dir / CHECKPOINTS)  # resume training where the failed attempt stopped
-    handler = logging.FileHandler(run_dir / "papermill.log", encoding="utf-8")
+    from .notebook_io import use_atomic_notebook_writes
+
+    start = datetime.now(timezone.utc)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)  # never reuse a run folder
+    except FileExistsError:
+        raise
+    except OSError as err:  # a full disk: this run failed (nothing of it on disk: resume reruns it), the rest go on
+        return JobOutcome(job, run_dir, "failed", f"cannot create the run folder: {_describe_failure(err)}")
+    try:
+        if checkpoints_from is not None and checkpoints_from.is_dir():
+            checkpoints_from.rename(run_dir / CHECKPOINTS)  # resume training where the failed attempt stopped
+        handler = logging.FileHandler(run_dir / "papermill.log", encoding="utf-8")
+    except OSError as err:  # a full disk must not end the batch: this run failed, the rest go on
+        error = _record_failure(run_dir, f"cannot start the run: {_describe_failure(err)}")
+        return JobOutcome(job, run_dir, "failed", error, (datetime.now(timezone.utc) - start).total_seconds())
+    use_atomic_notebook_writes()  # a failed save leaves the last complete notebook.ipynb, never a truncated one
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logger = logging.getLogger("papermill")
     old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    start = datetime.now(timezone.utc)
     # cpu/paper: papermill saves the notebook at every cell's start and end (a long run can be watched); smoke
     # runs take seconds, and those ~40 saves cost ~0.3 s of CPU per run: the parameterized notebook is written
     # first (an interrupted run is still seen as one) and the executed one at the end, or on an error
     per_cell = job.profile != "smoke"
     arguments = {"parameters": job.injected(run_dir), "kernel_name": kernel_name, "progress_bar": False}
+    saved_log = os.environ.get(KERNEL_LOG_ENV)
+    os.environ[KERNEL_LOG_ENV] = str((run_dir / "kernel.log").resolve())  # the kernel's stderr: not the console
     try:
         if not per_cell:
             papermill.execute_notebook(str(job.notebook), str(run_dir / "notebook.ipynb"), prepare_only=True,
@@ -252,12 +284,16 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
     except Exception as err:  # any failure of one run must not stop the batch
         status, error = "failed", _describe_failure(err)
     finally:
+        if saved_log is None:
+            os.environ.pop(KERNEL_LOG_ENV, None)
+        else:
+            os.environ[KERNEL_LOG_ENV] = saved_log
         logger.removeHandler(handler)
         handler.close()
         logger.setLevel(old_level)
         logger.propagate = old_propagate
     if error:
-        (run_dir / "error.txt").write_text(error + "\n", encoding="utf-8")
+        error = _record_failure(run_dir, error)
     seconds = (datetime.now(timezone.utc) - start).total_seconds()
     return JobOutcome(job, run_dir, status, error, seconds)
 
@@ -380,6 +416,12 @@ def check_resumable(jobs: Sequence[Job], batch_dir: Path, overrides: Mapping[str
 
     manifest = read_batch_manifest(batch_dir)
     problems: list[str] = []
+    ran = batch_experiments(batch_dir)
+    foreign = [e for e in dict.fromkeys(j.experiment for j in jobs) if e not in ran]
+    if foreign:  # --rows naming rows the batch never ran: they would be a new experiment inside an old batch
+        problems.append(f"{', '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} not in this batch (it ran "
+                        f"{', '.join(ran) or 'nothing'}): run {'it' if len(foreign) == 1 else 'them'} as a new batch "
+                        "(without --resume), or leave --rows out to resume the batch's own rows")
     if manifest is not None:
         if jobs and jobs[0].profile != manifest.profile:
             problems.append(f"the batch ran profile {manifest.profile!r}, this plan {jobs[0].profile!r}")

@@ -45,6 +45,7 @@ PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas"
            "r3f_utils.experiments.summarization", "r3f_utils.experiments.compute_cost",
            "r3f_utils.experiments.wall_time", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
            "r3f_utils.results",
+           "trl", "peft", "r3f_utils.methods.sft", "r3f_utils.experiments.sft",  # the sft family
            "ipykernel.kernelapp", "ipykernel.debugger")
 
 
@@ -72,6 +73,11 @@ def _kernel_child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        log = request["env"].get("R3F_KERNEL_LOG")  # the stand-in's stderr, as a cold kernel's (warm_kernel_manager)
+        if log:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, 2)
+            os.close(fd)
         os.environ["JPY_PARENT_PID"] = str(request["parent"])  # a managed kernel: no console banner
         # ipykernel read JPY_PARENT_PID when the zygote imported it: say it on the command line, or every kernel
         # prints its console banner ("Ctrl-C will not work", "To connect another client") into the batch's output

@@ -11,6 +11,7 @@ A kernel being shut down gets no SIGINT first (see :meth:`WarmKernelManager._asy
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from queue import Empty
 
@@ -18,7 +19,11 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import DottedObjectName, Type
 
-__all__ = ["WarmKernelClient", "WarmKernelManager"]
+__all__ = ["KERNEL_LOG_ENV", "WarmKernelClient", "WarmKernelManager"]
+
+# the runner names a file here (the run folder's kernel.log): the kernel process's own stderr goes there, not onto
+# the batch's console (a cell's output reaches the notebook through IOPub either way)
+KERNEL_LOG_ENV = "R3F_KERNEL_LOG"
 
 
 class WarmKernelClient(AsyncKernelClient):
@@ -64,3 +69,10 @@ class WarmKernelManager(AsyncKernelManager):
         self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
     ) -> None:
         await super()._async_finish_shutdown(waittime, min(pollinterval, 0.01), restart)
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw):  # type: ignore[override]
+        log = os.environ.get(KERNEL_LOG_ENV)
+        if not log or "stderr" in kw:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        with open(log, "ab") as stream:  # the kernel keeps its own copy of the descriptor
+            return await super()._async_launch_kernel(kernel_cmd, stderr=stream, **kw)

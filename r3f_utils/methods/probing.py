@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,7 @@ __all__ = [
     "ProbeConfig",
     "ProbeResult",
     "build_probe",
+    "check_probe_inputs",
     "encoder_of",
     "extract_features",
     "fit_probe",
@@ -92,6 +94,10 @@ class ProbeConfig:
         check(self.max_train_samples is None or (isinstance(self.max_train_samples, int)
                                                  and self.max_train_samples > 0),
               "max_train_samples", "None or a positive integer")
+        for name in ("weight_decay", "dropout"):  # a string here would fail only at training, or compare oddly
+            value = getattr(self, name)
+            check(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), name,
+                  "a number")
         check(self.weight_decay >= 0, "weight_decay", "a non-negative number")
         check(0 <= self.dropout < 1, "dropout", "a fraction in [0, 1)")
         check(isinstance(self.standardize, bool), "standardize", "True or False")
@@ -112,9 +118,11 @@ def encoder_of(model: nn.Module) -> nn.Module:
     """The encoder a probe reads: ``model.base_model`` of a Hugging Face sequence classifier (RobertaModel,
     BertModel, ...), i.e. everything except the task head."""
     base = getattr(model, "base_model", None)
+    if base is model and getattr(model, "config", None) is not None:  # a bare encoder (RobertaModel, BertModel)
+        return model
     if base is None or base is model:
-        raise ValueError(f"{type(model).__name__} has no separate base_model (encoder) to probe; pass a "
-                         "Hugging Face *ForSequenceClassification model or its encoder")
+        raise ValueError(f"{type(model).__name__} has no base_model (it is not a Hugging Face model) to probe: pass "
+                         "a *ForSequenceClassification model or its bare encoder (e.g. RobertaModel)")
     return base
 
 
@@ -311,6 +319,39 @@ class ProbeResult:
     feature_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) the probe's inputs were scaled by
 
 
+def check_probe_inputs(train: Sequence[Mapping[str, Any]], dev: Sequence[Mapping[str, Any]], *, num_labels: int,
+                       cfg: ProbeConfig) -> None:
+    """ValueError, before anything is computed, naming the split, the example and the field: empty splits,
+    examples without ``input_ids`` or ``label``, labels outside ``0..num_labels-1``, a ``cfg`` that is no
+    :class:`ProbeConfig`."""
+    if not isinstance(cfg, ProbeConfig):
+        raise ValueError(f"cfg must be a ProbeConfig, not {type(cfg).__name__}: ProbeConfig(**your_settings)")
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"num_labels must be a positive integer (1 for regression), not {num_labels!r}")
+    for split, examples in (("train", train), ("dev", dev)):
+        if len(examples) == 0:
+            raise ValueError(f"probe_encoder: the {split} split is empty")
+        columns = getattr(examples, "column_names", None)
+        if columns is not None:  # a datasets.Dataset: whole columns, not one example at a time
+            fields = [(0, set(columns))]
+            labels = list(examples["label"]) if "label" in columns else []
+        else:
+            fields = [(i, set(examples[i])) for i in range(len(examples))]
+            labels = [examples[i].get("label") for i in range(len(examples))]
+        for i, keys in fields:
+            for key in ("input_ids", "label"):
+                if key not in keys:
+                    raise ValueError(f"probe_encoder: {split} example {i} has no {key!r} (it has {sorted(keys)}): "
+                                     "pass tokenized examples with a 'label' field")
+        if num_labels == 1:
+            continue  # regression: any number
+        for i, label in enumerate(labels):
+            label = label.item() if hasattr(label, "item") else label
+            if isinstance(label, bool) or not isinstance(label, numbers.Integral) or not 0 <= label < num_labels:
+                raise ValueError(f"probe_encoder: {split} example {i} has label {label!r}, outside 0..{num_labels - 1} "
+                                 f"(num_labels={num_labels}); unlabeled test splits carry -1: probe on labeled splits")
+
+
 def probe_encoder(
     model: nn.Module,
     train: Sequence[Mapping[str, Any]],
@@ -330,6 +371,7 @@ def probe_encoder(
     from r3f_utils.metrics import compute_metrics_for, predictions_from_logits
 
     start = time.perf_counter()
+    check_probe_inputs(train, dev, num_labels=num_labels, cfg=cfg)
     encoder = encoder_of(model)
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(train):
         train = [train[i] for i in range(cfg.max_train_samples)]
