@@ -17,6 +17,7 @@ PACKAGE_DATA = (
     ("tests/fixtures/glue", "fixtures/glue"),
     ("tests/fixtures/xnli", "fixtures/xnli"),
     ("tests/fixtures/summarization", "fixtures/summarization"),
+    ("tests/fixtures/sft", "fixtures/sft"),
 )
 
 

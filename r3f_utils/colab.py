@@ -33,7 +33,8 @@ __all__ = [
 REPOSITORY = "https://github.com/<owner>/r3f-repro"
 BRANCH = "main"
 # notebook file name -> pip extras its install cell asks for (the CPU profile's MiniLM for GLUE and XNLI)
-NOTEBOOK_EXTRAS: dict[str, tuple[str, ...]] = {"glue.ipynb": ("cpu",), "xnli.ipynb": ("cpu",)}
+NOTEBOOK_EXTRAS: dict[str, tuple[str, ...]] = {"glue.ipynb": ("cpu",), "xnli.ipynb": ("cpu",),
+                                               "sft.ipynb": ("llm",)}  # TRL + PEFT
 BADGE_TAG = "colab-badge"
 INSTALL_TAG = "colab-install"
 _OLD_INSTALL_PREFIX = "# Colab / a fresh kernel"

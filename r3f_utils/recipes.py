@@ -77,7 +77,13 @@ NON_EMBEDDING_PARAMS: dict[str, tuple[float, float]] = {
     "FacebookAI/roberta-large": (302e6, 0.0),
     "FacebookAI/xlm-roberta-large": (302e6, 0.0),
     "facebook/bart-large": (151e6, 201e6),
+    # the sft family (decoder-only: counted as the 'encoder' part, every token is processed once per pass)
+    "Qwen/Qwen2.5-0.5B": (358e6, 0.0),
+    "meta-llama/Llama-3.2-1B": (974e6, 0.0),
 }
+# sft family: (training examples, mean tokens per example with the Alpaca prompt), estimates; the held-out
+# examples are cut from these
+SFT_STATS: dict[str, tuple[int, float]] = {"alpaca_cleaned": (51760, 230.0), "dolly": (15011, 330.0)}
 GPU = ("A100-80GB", 312e12, 0.4)  # name, bf16 peak FLOP/s, assumed utilisation of a large forward
 FULL_USE_TOKENS = 16384  # tokens per forward from which the assumed utilisation is reached
 # Reference GLUE table (CM3 App. A.3 Tables 11 and 12, reprinting the RXF settings): task -> lr, updates, batch
@@ -90,7 +96,8 @@ PAPER_GLUE_HPARAMS: dict[str, dict[str, float | int]] = {
     "mrpc": {"learning_rate": 1e-5, "max_updates": 2296, "batch_size": 16},
     "cola": {"learning_rate": 1e-5, "max_updates": 5336, "batch_size": 16},
 }
-METHOD_COST = {"standard": 1.0, "std++": 1.0, "r3f": 4 / 3, "r4f": 4 / 3}  # Table 1: xFP 3 vs 4
+METHOD_COST = {"standard": 1.0, "std++": 1.0, "r3f": 4 / 3, "r4f": 4 / 3,  # Table 1: xFP 3 vs 4
+               "neftune": 1.0, "r3f_neftune": 4 / 3}  # sft family: NEFTune adds no pass
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,10 @@ def expected_dataset(row: RegistryRow) -> DatasetRef | None:
         return DatasetRef(spec.hub_id, spec.config, split, spec.revision)
     if notebook == "probing.ipynb":  # every GLUE task the study fine-tunes on or probes
         return DatasetRef(GLUE_HUB_ID, tuple(_probing_tasks(params)), split)
+    if notebook == "sft.ipynb":
+        from r3f_utils.experiments.sft import SFT_DATASETS
+
+        return DatasetRef(SFT_DATASETS[str(params.get("dataset"))].hub_id, None, split)
     raise KeyError(row.notebook)  # a notebook this module does not describe
 
 
@@ -233,6 +244,8 @@ def _downloads(row: RegistryRow) -> list[Download]:
     if notebook == "xnli.ipynb":
         return [Download(ref.hub_id, "en", "train"), Download(ref.hub_id, "en", "validation"),
                 *(Download(ref.hub_id, lang, "test") for lang in _configs(ref))]
+    if notebook == "sft.ipynb":  # one published split; validation and test are cut from it
+        return [Download(ref.hub_id, None, "train")]
     spec = SUMMARIZATION_DATASETS[str(row.parameters.get("dataset"))]
     return [Download(spec.hub_id, spec.config, s, spec.revision) for s in spec.hub_splits]
 
@@ -321,6 +334,13 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
                                     int(params.get("batch_size", 8)))
         if profile == "paper":
             desc.problems += _budget_problems(row, derive_summarization_budget(dataset))
+    elif notebook == "sft.ipynb":  # full-fine-tuning FLOPs: an overestimate for LoRA (no weight gradients)
+        desc.updates = int(params["max_updates"])
+        batch = int(params.get("batch_size", 8))
+        examples = desc.updates * batch * int(params.get("gradient_accumulation_steps", 1))
+        train, tokens = SFT_STATS[str(params["dataset"])]
+        desc.epochs = examples / train
+        desc.gpu_hours = _gpu_hours(model, method, examples, tokens * PADDING_FACTOR, 0.0, batch)
     return desc
 
 
@@ -342,6 +362,8 @@ def relative_cost(notebook: str, params: Mapping[str, Any]) -> float:
     elif notebook == "compute_cost.ipynb":  # two trainers, each timed for warm-up + timing_steps steps
         examples = 2 * (1 + float(params.get("timing_steps") or 1)) * batch
         enc_tokens = float(params.get("max_length") or 128)
+    elif notebook == "sft.ipynb":
+        enc_tokens = SFT_STATS.get(str(params.get("dataset")), (0, 230.0))[1]
     elif notebook == "probing.ipynb":  # stages of the chain (or the source task); None: the reference table's
         study = params.get("experiment")
         tasks = [str(t) for t in params.get("chain") or ()] if study in ("retention", "degradation") else [

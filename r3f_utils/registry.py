@@ -93,6 +93,10 @@ METRIC_NAMES: dict[str, tuple[str, bool]] = {
     "cost_xfp": ("cost per training step in forward-pass units (a backward pass costs 2)", False),
     "wall_time_to_best": ("training seconds to the best checkpoint (Figure 1)", False),
     "seconds_per_epoch": ("training seconds per epoch of the training data", False),
+    # the sft family (beyond the paper): held-out completion tokens and greedy answers
+    "eval_loss": ("held-out loss per completion token (natural log; prompts and padding excluded)", False),
+    "perplexity": ("held-out perplexity over the completion tokens (exp of eval_loss)", False),
+    "token_f1": ("token F1 x100 of greedy answers against the reference completions", True),
     **_probing_metric_names(),
 }
 

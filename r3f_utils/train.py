@@ -26,7 +26,7 @@ import yaml
 
 __all__ = ["FAMILIES", "TrainError", "notebook_defaults", "resolve_parameters", "run_training"]
 
-FAMILIES = ("glue", "xnli", "summarization")  # notebooks/<family>.ipynb; probing joins when its notebook exists
+FAMILIES = ("glue", "xnli", "summarization", "sft")  # notebooks/<family>.ipynb; probing joins when its notebook exists
 
 
 class TrainError(ValueError):
@@ -142,8 +142,22 @@ def _summarization(params: dict[str, Any]) -> tuple[Any, dict[str, float], dict[
     return cfg, metrics, exp.run_extra(cfg, data, train_summary, predictions)
 
 
+def _sft(params: dict[str, Any]) -> tuple[Any, dict[str, float], dict[str, Any]]:
+    from r3f_utils.experiments import sft as exp
+
+    cfg = exp.resolve_sft_config(**params)
+    data = exp.load_sft_data(cfg)
+    model, tokenizer = exp.build_sft_model(cfg, data.texts())
+    trainer = exp.build_sft_trainer(cfg, model, tokenizer, data)
+    train_summary = exp.train_with_resume(trainer, cfg)
+    metrics = exp.evaluate_heldout(trainer, data, cfg)
+    predictions = exp.generate_completions(trainer, data, cfg)
+    metrics.update(exp.score_generations(predictions, data))
+    return cfg, metrics, exp.run_extra(cfg, data, train_summary, predictions)
+
+
 RECIPES: dict[str, Callable[[dict[str, Any]], tuple[Any, dict[str, float], dict[str, Any]]]] = {
-    "glue": _glue, "xnli": _xnli, "summarization": _summarization,
+    "glue": _glue, "xnli": _xnli, "summarization": _summarization, "sft": _sft,
 }
 
 

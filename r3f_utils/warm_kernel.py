@@ -45,6 +45,7 @@ PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas"
            "r3f_utils.experiments.summarization", "r3f_utils.experiments.compute_cost",
            "r3f_utils.experiments.wall_time", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
            "r3f_utils.results",
+           "trl", "peft", "r3f_utils.methods.sft", "r3f_utils.experiments.sft",  # the sft family
            "ipykernel.kernelapp", "ipykernel.debugger")
 
 

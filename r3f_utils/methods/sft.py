@@ -38,10 +38,11 @@ from r3f_utils.methods.trainers import R3FLossMixin
 __all__ = ["R3FSFTTrainer", "refuse_r4f"]
 
 
-def refuse_r4f(model: nn.Module) -> None:
-    """Raise the error that R4F gets on a model without a sequence-classification head (causal LMs)."""
+def refuse_r4f(model: nn.Module | str) -> None:
+    """Raise the error that R4F gets on a causal LM (a model, or a model name): it has no classification head."""
+    name = model if isinstance(model, str) else type(model).__name__
     raise ValueError(
-        f"R4F is not defined for {type(model).__name__}: it spectrally normalises a sequence-classification head "
+        f"R4F is not defined for {name}: it spectrally normalises a sequence-classification head "
         "(fairseq: its out_proj), and a causal LM has none, only the vocabulary projection (lm_head, often tied "
         "to the input embeddings); the paper: 'R4F cannot be applied directly to generation tasks'. "
         "Use R3F (R3FConfig) for causal LMs"

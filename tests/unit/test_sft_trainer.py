@@ -109,8 +109,8 @@ def _one_sgd_step(model, tok, data, tmp_path, name, **kwargs):
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     trainer = R3FSFTTrainer(model=model, args=args, r3f=R3FConfig(eps=0.1, noise_type="neftune", neftune_alpha=5.0),
                             train_dataset=data.select(range(8)), processing_class=tok)
-    assert trainer.model.is_gradient_checkpointing == args.gradient_checkpointing
     trainer.train()
+    assert trainer.model.is_gradient_checkpointing == args.gradient_checkpointing  # the Trainer enables it in train()
     return {k: before[k] - v.detach() for k, v in model.named_parameters() if v.requires_grad}
 
 
@@ -127,3 +127,19 @@ def test_gradient_checkpointing_and_accumulation_give_the_same_update(tiny, tmp_
     for name, other in (("gradient checkpointing", checkpointed), ("gradient accumulation 4 x 2", accumulated)):
         worst = max((other[k] - plain[k]).abs().max().item() for k in plain)
         assert worst < GRAD_TOL, f"{name} differs from one batch of 8 by {worst:.2e}"
+
+
+def test_concat_and_separate_passes_give_the_same_causal_loss(tiny, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(r3f_utils.methods.noise, "sample_noise", deterministic_noise)
+    model, tok, _ = tiny
+    data = datasets.Dataset.from_dict({"prompt": [p + " now" * (i % 3) for i, p in enumerate(PROMPTS)],
+                                       "completion": ANSWERS})  # different lengths: padded rows
+    losses = {}
+    for mode in ("separate", "concat"):
+        trainer = R3FSFTTrainer(model=copy.deepcopy(model), args=_args(tmp_path / mode, bf16=False), train_dataset=data,
+                                processing_class=tok, r3f=R3FConfig(noise_type="neftune", pass_mode=mode))
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        assert batch["attention_mask"].eq(0).any()  # padded rows: NEFTune's real length differs from the batch's
+        trainer.model.train()
+        losses[mode] = trainer.compute_loss(trainer.model, batch).item()
+    assert losses["concat"] == pytest.approx(losses["separate"], rel=1e-5)

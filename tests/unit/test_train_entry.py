@@ -46,10 +46,10 @@ def test_bad_input_is_named(tmp_path) -> None:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_notebook_defaults_resolve_to_a_run_configuration(family, tmp_path) -> None:
-    from r3f_utils.experiments import glue, summarization, xnli
+    from r3f_utils.experiments import glue, sft, summarization, xnli
 
     resolve = {"glue": glue.resolve_glue_config, "xnli": xnli.resolve_xnli_config,
-               "summarization": summarization.resolve_summarization_config}[family]
+               "summarization": summarization.resolve_summarization_config, "sft": sft.resolve_sft_config}[family]
     _, params = resolve_parameters(family, overrides=[f"output_dir={tmp_path}"])
     cfg = resolve(**params)  # the names the script passes are exactly the ones the library takes
     assert cfg.output_dir == str(tmp_path) and family in RECIPES
