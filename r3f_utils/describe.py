@@ -90,11 +90,14 @@ def _budget_problems(row: RegistryRow, budget: SummarizationBudget) -> list[str]
     p = row.parameters
     per_update = int(p.get("batch_size", 8)) * int(p.get("gradient_accumulation_steps", 1))
     problems = []
-    for name, registered, derived in (("documents per update (batch_size x gradient_accumulation_steps)",
-                                       per_update, budget.documents_per_update),
-                                      ("max_updates", int(p.get("max_updates", 0)), budget.updates)):
-        if abs(registered - derived) > BUDGET_TOLERANCE * derived:
-            problems.append(f"{name} is {registered}, the derivation gives {derived} "
+    exact = 0.0 if budget.source else BUDGET_TOLERANCE  # published updates/warmup: exactly; derived ones: +-10%
+    for name, registered, derived, tolerance in (
+            ("documents per update (batch_size x gradient_accumulation_steps)", per_update,
+             budget.documents_per_update, BUDGET_TOLERANCE),
+            ("max_updates", int(p.get("max_updates", 0)), budget.updates, exact),
+            ("warmup_updates", int(p.get("warmup_updates", 0)), budget.warmup_updates, exact)):
+        if abs(registered - derived) > tolerance * derived:
+            problems.append(f"{name} is {registered}, the budget gives {derived} "
                             f"(r3f_utils.recipes.derive_summarization_budget)")
     eval_steps = p.get("eval_steps")
     evaluations = int(p.get("max_updates", 0)) // int(eval_steps) if eval_steps else 0
@@ -121,6 +124,10 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
         desc.problems.append(f"dataset is {row.dataset}, but its notebook's loader reads {expected}: "
                              "write the loader's hub_id/config/revision in the row")
     desc.downloads = family.downloads(row.parameters) if expected is not None else []
+    if profile == "paper":  # issue 18: head dropout, weight-decay grouping, SMART's Bregman term, probe protocol
+        from r3f_utils.fidelity import fidelity_problems
+
+        desc.problems += fidelity_problems(row)
     if family.describes_budget:
         params = row.parameters_for(profile)
         cost = family.cost(params)
@@ -188,4 +195,13 @@ def validate_paper_profile(rows: Sequence[RegistryRow], out: Any = None) -> int:
     descriptions = describe_rows(rows, "paper")
     seeds = {d.row: next(r.seeds_needed for r in rows if r.id == d.row) for d in descriptions}
     print(format_descriptions(descriptions, seeds), file=out or sys.stdout)
+    from r3f_utils.fidelity import fidelity_summary
+
+    settings: dict[str, int] = {}
+    for row in rows:
+        for choice in fidelity_summary(row).split():
+            settings[choice] = settings.get(choice, 0) + 1
+    if settings:
+        print("fidelity choices of the paper profile (rows): "
+              + ", ".join(f"{k} ({n})" for k, n in sorted(settings.items())), file=out or sys.stdout)
     return 1 if paper_profile_problems(descriptions) else 0

@@ -142,6 +142,12 @@ class Training(Identity):
     adam_epsilon: float = _positive(1.0e-6, "Adam eps")
     dropout: float | None = P(0.1, "hidden and attention dropout; None: the pretrained config's",
                               section="optimisation", ge=0, lt=1, allowed="None or a fraction in [0, 1)")
+    head_dropout: float | None = P(None, "classification-head dropout (None: as dropout, the HF default); paper: 0.0 "
+                                   "(fairseq pooler_dropout)", section="optimisation", ge=0, lt=1,
+                                   allowed="None (the model's) or a fraction in [0, 1) (fairseq pooler_dropout: 0.0)")
+    weight_decay_scope: Literal["no_bias_norm", "all"] = P(
+        "no_bias_norm", "no_bias_norm (HF Trainer groups) | all (fairseq Adam: every parameter; paper)",
+        section="optimisation")
     eps: float = _positive(1.0e-5, "noise scale sigma (fairseq --eps)", section="r3f")
     r3f_lambda: float = P(1.0, "weight of the symmetric KL (fairseq's RTE example: 0.7)", section="r3f", ge=0,
                           allowed="a non-negative number")
@@ -287,6 +293,12 @@ class ProbingParams(GlueTraining):
     probe_pooling: str = P("first", "first: the final <s>/[CLS] state (fairseq's head input) | mean: mean over "
                            "tokens", section="probe")
     probe_learning_rate: float = P(1.0e-3, "", section="probe")
+    probe_standardize: bool = P(True, "z-score the features with the probe training split (scale cannot pass for "
+                                "quality)", section="probe")
+    probe_learning_rate_grid: list[float] = P([1.0e-4, 1.0e-3, 1.0e-2], "chosen on held-out training data; []: use "
+                                              "probe_learning_rate", section="probe")
+    probe_holdout_fraction: float = P(0.2, "share of the probe training split held out to choose the learning rate",
+                                      section="probe")
     probe_epochs: int = P(10, "", section="probe")
     probe_batch_size: int = P(32, "", section="probe")
     probe_weight_decay: float = P(0.0, "", section="probe")

@@ -1,17 +1,24 @@
 """The paper's recipes as facts: the reference GLUE table, dataset statistics, the FLOP cost model and the
-derived summarization budgets. Torch-free and registry-free: :mod:`r3f_utils.families` costs each family with
-it, :mod:`r3f_utils.describe` checks registry rows against it (``validate --profile paper``).
+summarization budgets. Torch-free and registry-free: :mod:`r3f_utils.families` costs each family with it,
+:mod:`r3f_utils.describe` checks registry rows against it (``validate --profile paper``: a summarization row whose
+batch, updates, warmup or evaluation interval differ from the budget below fails).
 
-Summarization budgets are derived, not copied. fairseq batches by tokens: BART's CNN/DM recipe (the only
-published one) updates on ``--max-tokens 2048`` x 8 GPUs x ``--update-freq 4`` = 65,536 tokens, i.e. about
-``65,536 / mean source tokens`` documents per update (a document costs max(source, target) tokens, and the
-source is the longer one). Here a run updates on ``batch_size x gradient_accumulation_steps`` documents, so
-that product is the derived documents-per-update rounded to whole micro-batches; every dataset (Gigaword's
-and Reddit TIFU's budgets are not published) trains for as many epochs as the published CNN/DM recipe
-(20,000 updates of 65,536 tokens), with the same 2.5% warmup; the validation loss is computed at least
-``MIN_EVALUATIONS`` times so that the best checkpoint can be chosen. The length statistics are estimates from
-published word counts (x1.3 BPE tokens per word, sources truncated at 1,024 tokens), so the derivation is
-approximate.
+Summarization budgets come from sources where there are any (:data:`PUBLISHED_BUDGETS`):
+
+* CNN/DM: fairseq's BART recipe (``examples/bart/README.summarization.md``): 20,000 updates, 500 warmup, on
+  ``--max-tokens 2048`` x 8 GPUs x ``--update-freq 4`` = 65,536 tokens per update;
+* Reddit TIFU: 200,000 updates, 5,000 warmup, ``MAX_TOKENS=2048``, ``UPDATE_FREQ=4`` on one GPU (8,192 tokens
+  per update), as a user read them from the R3F paper's appendix in fairseq issue #4411 (the paper's appendix
+  itself could not be read; the thread is the only published evidence);
+* Gigaword: **no published budget**; assumed: CNN/DM's tokens per update (65,536) and CNN/DM's number of epochs
+  (20,000 updates of 65,536 tokens = 5.31 epochs), with CNN/DM's 2.5% warmup (500/20,000).
+
+fairseq batches by tokens, about ``tokens per update / mean source tokens`` documents per update (a document
+costs max(source, target) tokens, and the source is the longer one). Here a run updates on ``batch_size x
+gradient_accumulation_steps`` documents, so that product is the derived documents-per-update rounded to whole
+micro-batches; the validation loss is computed at least ``MIN_EVALUATIONS`` times so that the best checkpoint
+can be chosen. The length statistics are estimates from published word counts (x1.3 BPE tokens per word,
+sources truncated at 1,024 tokens), so the documents per update are approximate.
 
 GPU-hours are ``6 x non-embedding parameters x tokens`` FLOPs (x 4/3 for R3F/R4F: Table 1's 4 vs 3
 forward-pass units), on one A100-80GB at 312 TFLOP/s bf16 peak and an assumed utilisation of 40% for forwards
@@ -40,6 +47,16 @@ TOKENS_PER_UPDATE = 2048 * 8 * 4
 CNN_DM_UPDATES = 20000  # published (TOTAL_NUM_UPDATES) at TOKENS_PER_UPDATE
 WARMUP_FRACTION = 500 / 20000  # published WARMUP_UPDATES / TOTAL_NUM_UPDATES
 MICRO_BATCH = {"cnn_dailymail": 8, "gigaword": 128, "reddit_tifu": 8}  # documents per forward on one GPU
+# dataset -> (updates, warmup updates, tokens per update, where the numbers come from)
+PUBLISHED_BUDGETS: dict[str, tuple[int, int, int, str]] = {
+    "cnn_dailymail": (CNN_DM_UPDATES, 500, TOKENS_PER_UPDATE,
+                      "published: fairseq examples/bart/README.summarization.md, TOTAL_NUM_UPDATES=20000, "
+                      "WARMUP_UPDATES=500, --max-tokens 2048 x 8 GPUs x --update-freq 4"),
+    "reddit_tifu": (200000, 5000, 2048 * 1 * 4,
+                    "published only as a reading of the paper's appendix in fairseq issue #4411 "
+                    "(github.com/facebookresearch/fairseq/issues/4411): TOTAL_NUM_UPDATES=200000, WARMUP_UPDATES=5000, "
+                    "MAX_TOKENS=2048, UPDATE_FREQ=4, one GPU"),
+}
 MIN_EVALUATIONS = 5
 BUDGET_TOLERANCE = 0.1  # relative: registered documents per update and updates vs the derivation
 
@@ -111,18 +128,26 @@ class SummarizationBudget:
     warmup_updates: int
     epochs: float
     eval_steps: int
+    tokens_per_update: int = TOKENS_PER_UPDATE
+    source: str = ""  # where updates and warmup come from ("" = assumed, see derivation())
 
     def derivation(self) -> str:
-        """The derivation as one sentence, for a row's notes."""
+        """The budget and where it comes from, as one paragraph for a row's notes."""
         docs, src, _ = SUMMARIZATION_STATS[self.dataset]
-        return (f"Budget derived by r3f_utils.recipes: {TOKENS_PER_UPDATE:,} tokens per update (fairseq --max-tokens "
-                f"2048 x 8 GPUs x --update-freq 4) / ~{src:.0f} source tokens per document = "
-                f"~{TOKENS_PER_UPDATE / src:.0f} documents per update, here batch_size {self.batch_size} x "
-                f"gradient_accumulation_steps {self.gradient_accumulation_steps} = {self.documents_per_update}; "
-                f"{self.updates} updates = {self.epochs:.2f} epochs of {docs:,} documents, the epochs of the "
-                f"published CNN/DM recipe (20,000 updates of 65,536 tokens); warmup {self.warmup_updates} (2.5%, as "
-                f"500/20,000); validation loss every {self.eval_steps} updates. Estimated ~{self.gpu_hours():.1f} "
-                f"GPU-hours (BART+R3F ~{self.gpu_hours('r3f'):.1f}) on one {GPU[0]}.")
+        if self.source:
+            origin = (f"Budget: {self.updates:,} updates, warmup {self.warmup_updates:,} ({self.source}); "
+                      f"{self.tokens_per_update:,} tokens per update")
+        else:
+            origin = (f"Budget ASSUMED (no published {self.dataset} budget): fairseq's CNN/DM tokens per update "
+                      f"({self.tokens_per_update:,} = --max-tokens 2048 x 8 GPUs x --update-freq 4) and CNN/DM's "
+                      f"number of epochs (20,000 updates of 65,536 tokens = {self.epochs:.2f} epochs), warmup 2.5% "
+                      f"(as 500/20,000); {self.tokens_per_update:,} tokens per update")
+        return (f"{origin} / ~{src:.0f} source tokens per document = ~{self.tokens_per_update / src:.0f} documents "
+                f"per update, here batch_size {self.batch_size} x gradient_accumulation_steps "
+                f"{self.gradient_accumulation_steps} = {self.documents_per_update}; {self.updates} updates = "
+                f"{self.epochs:.2f} epochs of {docs:,} documents; validation loss every {self.eval_steps} updates "
+                f"(r3f_utils.recipes). Estimated ~{self.gpu_hours():.1f} GPU-hours (BART+R3F "
+                f"~{self.gpu_hours('r3f'):.1f}) on one {GPU[0]}.")
 
     def gpu_hours(self, method: str = "standard") -> float:
         """Estimated training GPU-hours of bart-large on this budget (see the module docstring)."""
@@ -133,24 +158,28 @@ class SummarizationBudget:
 
 
 def derive_summarization_budget(dataset: str) -> SummarizationBudget:
-    """The budget of ``dataset`` from the recipe's tokens per update and the dataset's length statistics."""
+    """The budget of ``dataset``: the published updates and warmup where there are any (:data:`PUBLISHED_BUDGETS`),
+    else CNN/DM's epochs (an assumption, said in :meth:`SummarizationBudget.derivation`); documents per update from
+    the recipe's tokens per update and the dataset's length statistics."""
     if dataset not in SUMMARIZATION_STATS:
         raise ValueError(f"no length statistics for summarization dataset {dataset!r}; "
                          f"known: {sorted(SUMMARIZATION_STATS)}")
-
-    def docs_per_update(name: str) -> tuple[int, int]:
-        micro = MICRO_BATCH[name]
-        return micro, max(1, round(TOKENS_PER_UPDATE / SUMMARIZATION_STATS[name][1] / micro))
-
-    micro, accumulation = docs_per_update(dataset)
+    published = PUBLISHED_BUDGETS.get(dataset)
+    tokens = published[2] if published else TOKENS_PER_UPDATE
+    micro = MICRO_BATCH[dataset]
+    accumulation = max(1, round(tokens / SUMMARIZATION_STATS[dataset][1] / micro))
     per_update = micro * accumulation
-    cnn_docs, cnn_source, _ = SUMMARIZATION_STATS["cnn_dailymail"]
-    epochs = CNN_DM_UPDATES * (TOKENS_PER_UPDATE / cnn_source) / cnn_docs  # the published recipe's epochs
     train = SUMMARIZATION_STATS[dataset][0]
-    updates = max(1, round(epochs * train / per_update))
+    if published:
+        updates, warmup = published[0], published[1]
+    else:
+        cnn_docs, cnn_source, _ = SUMMARIZATION_STATS["cnn_dailymail"]
+        epochs = CNN_DM_UPDATES * (TOKENS_PER_UPDATE / cnn_source) / cnn_docs  # the published recipe's epochs
+        updates = max(1, round(epochs * train / per_update))
+        warmup = round(WARMUP_FRACTION * updates)
     eval_steps = min(math.ceil(train / per_update), updates // (2 * MIN_EVALUATIONS) or 1)
-    return SummarizationBudget(dataset, per_update, micro, accumulation, updates, round(WARMUP_FRACTION * updates),
-                               updates * per_update / train, eval_steps)
+    return SummarizationBudget(dataset, per_update, micro, accumulation, updates, warmup,
+                               updates * per_update / train, eval_steps, tokens, published[3] if published else "")
 
 
 def _method_cost(method: str, params: Mapping[str, Any]) -> float | None:

@@ -110,7 +110,7 @@ SCHEMA_VERSIONS = (1, 2)
 CLAIM_RELATIONS = ("<", "<=", ">", ">=")
 # how the values of one side of a claim combine: every element on its own, or one reduced value
 CLAIM_REDUCTIONS = ("each", "max", "min", "mean")
-CLAIM_VERDICTS = ("holds", "fails")
+CLAIM_VERDICTS = ("holds", "fails", "degenerate")  # what a smoke/cpu section may pin
 # parameters the runner injects into every notebook
 COMMON_PARAMETERS = ("row", "profile", "seed", "output_dir")
 
@@ -131,7 +131,7 @@ _TOP_LEVEL = ("schema_version", "templates", "rows", "claims")
 _SMOKE_KEYS = ("parameters", "expected", "tolerance", "seeds")
 _DATASET_KEYS = ("hub_id", "config", "split", "revision")
 _CLAIM_REQUIRED = ("id", "statement", "source", "metric", "aggregation", "left", "relation", "right")
-_CLAIM_OPTIONAL = ("figure", "table", "left_reduce", "right_reduce", "margin", "smoke", "cpu", "notes")
+_CLAIM_OPTIONAL = ("figure", "table", "left_reduce", "right_reduce", "margin", "smoke", "cpu", "notes", "per_metric")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _NUMBER_LIKE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
@@ -251,6 +251,7 @@ class Claim:
     where: str = ""  # "figure 1", "table 2"
     expected: dict[str, str] = field(default_factory=dict)  # profile -> pinned verdict
     notes: tuple[str, ...] = ()
+    per_metric: tuple[str, ...] = ()  # judged on each of these metrics (tasks) with the same operands; all must hold
 
     @property
     def experiments(self) -> tuple[str, ...]:
@@ -684,12 +685,14 @@ class _ClaimParser(_RowParser):
             if section is None:
                 continue
             if not isinstance(section, Mapping) or set(section) != {"expected"}:
-                self.error(profile, f"expected {{expected: holds|fails}}, got {section!r}")
+                self.error(profile, f"expected {{expected: holds|fails|degenerate}}, got {section!r}")
             elif section["expected"] not in CLAIM_VERDICTS:
-                self.error(f"{profile}.expected", f"must be 'holds' or 'fails', got {section['expected']!r}")
+                self.error(f"{profile}.expected", f"must be one of {', '.join(map(repr, CLAIM_VERDICTS))}, "
+                           f"got {section['expected']!r}")
             else:
                 expected[profile] = section["expected"]
         where = [f"{k} {self.raw[k]}" for k in ("figure", "table") if k in self.raw]
+        per_metric = self.per_metric(metric, experiments)
         return Claim(
             id=claim_id,
             statement=self.text("statement"),
@@ -705,7 +708,29 @@ class _ClaimParser(_RowParser):
             where=", ".join(where),
             expected=expected,
             notes=self.notes(),
+            per_metric=per_metric,
         )
+
+    def per_metric(self, metric: str, experiments: Mapping[str, RegistryRow]) -> tuple[str, ...]:
+        """The optional ``per_metric`` list: every metric known, registered by every operand, ``metric`` among them."""
+        value = self.raw.get("per_metric")
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value or not all(isinstance(m, str) for m in value):
+            self.error("per_metric", f"expected a non-empty list of metric names, got {value!r}")
+            return ()
+        if metric not in value:
+            self.error("per_metric", f"must contain the claim's metric {metric!r} (the one shown first)")
+        for name in value:
+            if name not in METRIC_NAMES:
+                self.error("per_metric", f"unknown metric name {name!r}{_suggest(name, METRIC_NAMES)}")
+                continue
+            for side in ("left", "right"):
+                for item in self.raw.get(side) or []:
+                    exp = item.get("experiment") if isinstance(item, Mapping) else item
+                    if isinstance(exp, str) and exp in experiments and name not in experiments[exp].metrics:
+                        self.error("per_metric", f"experiment {exp!r} does not register metric {name!r}")
+        return tuple(value)
 
 
 def _parse_claims(raw: Any, rows: list[RegistryRow], errors: list[str]) -> list[Claim]:

@@ -42,6 +42,7 @@ from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
 from r3f_utils.methods.freelb import FreeLBConfig
 from r3f_utils.methods.smart import SMARTConfig
+from r3f_utils.methods.weight_decay import apply_weight_decay_scope
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
@@ -210,7 +211,8 @@ def build_glue_model(
     configure_threads(cfg.model_name)  # tiny smoke models: one thread, machine-independent values
     hf_set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg.model_name, head="classification", num_labels=num_labels,
-                                                texts=texts, seed=cfg.seed, dropout=cfg.dropout)
+                                                texts=texts, seed=cfg.seed, dropout=cfg.dropout,
+                                                head_dropout=cfg.head_dropout)
     if cfg.method == "r4f":
         from r3f_utils import apply_r4f
 
@@ -281,14 +283,14 @@ def build_trainer(
     if cfg.method == "smart":
         from r3f_utils.methods.smart import SMARTTrainer
 
-        return SMARTTrainer(smart=cfg.smart_config(), **kwargs)
+        return apply_weight_decay_scope(SMARTTrainer(smart=cfg.smart_config(), **kwargs), cfg.weight_decay_scope)
     if cfg.method == "freelb":
         from r3f_utils.methods.freelb import FreeLBTrainer
 
-        return FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs)
+        return apply_weight_decay_scope(FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs), cfg.weight_decay_scope)
     from r3f_utils.methods.trainers import R3FTrainer
 
-    return R3FTrainer(r3f=cfg.r3f_config(), **kwargs)
+    return apply_weight_decay_scope(R3FTrainer(r3f=cfg.r3f_config(), **kwargs), cfg.weight_decay_scope)
 
 
 def build_glue_trainer(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,

@@ -57,7 +57,8 @@ MAX_CYCLES = PROBE_MAX_CYCLES  # retention metric names exist for cycles 1..MAX_
 _PROBE_PARAMS = {
     "probe_head": "head", "probe_pooling": "pooling", "probe_learning_rate": "learning_rate",
     "probe_epochs": "epochs", "probe_batch_size": "batch_size", "probe_weight_decay": "weight_decay",
-    "probe_max_train_samples": "max_train_samples",
+    "probe_max_train_samples": "max_train_samples", "probe_standardize": "standardize",
+    "probe_learning_rate_grid": "learning_rate_grid", "probe_holdout_fraction": "holdout_fraction",
 }
 _PER_TASK = ("learning_rate", "max_updates", "batch_size")  # None: the task's value in the reference table
 
@@ -251,7 +252,8 @@ def run_study(cfg: ProbingConfig, log: Callable[[str], None] = print) -> StudyOu
                                    num_labels=spec.num_labels, metrics=[spec.best_metric], cfg=cfg.probe)
             probes[name] = {"task": probe_task, "metric": spec.best_metric, "value": result.metrics[spec.best_metric],
                             "majority": result.majority, "num_train": result.num_train, "num_eval": result.num_eval,
-                            "final_train_loss": result.train_losses[-1], "seconds": result.seconds}
+                            "final_train_loss": result.train_losses[-1], "seconds": result.seconds,
+                            "learning_rate": result.learning_rate, "selection": result.selection}
         record = {"index": stage.index, "cycle": stage.cycle, "task": stage.task, "dev": dev,
                   "train": {k2: summary.get(k2) for k2 in ("global_step", "best_checkpoint", "seconds",
                                                           "last_train_loss", "resumed_from")},
