@@ -41,6 +41,7 @@ __all__ = [
     "ProbingParams",
     "SftParams",
     "SummarizationParams",
+    "Trained",
     "Training",
     "WallTimeParams",
     "XnliParams",
@@ -113,6 +114,14 @@ class Identity(Params):
                                "runs/notebook/", section="identity")
 
 
+class Trained(Identity):
+    """The run controls of every family that trains with a Trainer: checkpoints kept, reporting integrations."""
+
+    keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
+    report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
+                       "list", section="data")
+
+
 def _positive(default: float, help: str, section: str = "optimisation") -> Any:
     return P(default, help, section=section, gt=0, allowed=POSITIVE)
 
@@ -125,7 +134,7 @@ def _optional_positive_int(default: int | None, help: str, section: str = "data"
     return P(default, help, section=section, gt=0, allowed=OPTIONAL_POSITIVE_INT)
 
 
-class Training(Identity):
+class Training(Trained):
     """What every encoder fine-tuning family (GLUE, XNLI, probing stages) shares: the reference GLUE recipe."""
 
     method: str = P("r3f", "standard | r3f | r4f (r3f + spectral-norm head)", section="what")
@@ -167,9 +176,6 @@ class Training(Identity):
                                                     "epoch)")
     fp16: bool = P(False, "mixed precision on a GPU (paper profile: bf16: True)", section="data")
     bf16: bool = P(False, "", section="data")
-    keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
-    report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
-                       "list", section="data")
 
 
 class GlueTraining(Training):
@@ -306,7 +312,7 @@ class ProbingParams(GlueTraining):
                                             section="probe")
 
 
-class SummarizationParams(Identity):
+class SummarizationParams(Trained):
     """``notebooks/summarization.ipynb`` (Table 4): BART (+R3F) on one summarization dataset."""
 
     FAMILY: ClassVar[str] = "summarization"
@@ -361,12 +367,9 @@ class SummarizationParams(Identity):
     reddit_split_seed: int = P(0, "reddit_tifu: which 80/10/10 cut of the single Hub split", section="data")
     fp16: bool = P(False, "mixed precision on a GPU (paper profile: bf16: True)", section="data")
     bf16: bool = P(False, "", section="data")
-    keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
-    report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
-                       "list", section="data")
 
 
-class SftParams(Identity):
+class SftParams(Trained):
     """``notebooks/sft.ipynb`` (beyond the paper): supervised fine-tuning of a causal LM with R3F / NEFTune.
 
     ``method`` stays a string here: :func:`r3f_utils.experiments.sft.resolve_sft_config` refuses ``r4f`` with the
@@ -421,9 +424,6 @@ class SftParams(Identity):
     max_train_samples: int | None = _optional_positive_int(None, "", "heldout")
     generation_samples: int = _positive_int(4, "test prompts answered greedily (token F1)", "heldout")
     max_new_tokens: int = _positive_int(16, "", "heldout")
-    keep_checkpoints: bool = P(False, "keep the best/last checkpoints after results.json is written", section="data")
-    report_to: str = P("none", "the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated "
-                       "list", section="data")
 
 
 class ComputeCostParams(Identity):
