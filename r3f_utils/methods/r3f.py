@@ -66,10 +66,10 @@ class R3FConfig:
         neftune_alpha: with ``noise_type="neftune"`` (beyond the paper: NEFTune's noise, Jain et al. 2023), the
             noise is U(-a, a) with ``a = neftune_alpha / sqrt(L * d)`` (d the embedding width); ``eps`` is then
             unused. NEFTune's paper: alpha 5, 10 or 15.
-        neftune_length: what ``L`` is: ``"real"`` (default; NEFTune's Algorithm 1 and its authors' training
-            code) each sequence's own number of tokens from the attention mask, padding left clean;
-            ``"padded"`` the padded batch length, every position noised, as the ``neftune_noise_alpha`` hook
-            of transformers/TRL does.
+        neftune_length: what ``L`` is: ``"real"`` (default; NEFTune's Algorithm 1, as its authors' training
+            script applies it to padded batches) each sequence's own number of tokens from the attention mask,
+            padding left clean; ``"padded"`` the padded batch length, every position noised, as the
+            ``neftune_noise_alpha`` hook of transformers/TRL (and the authors' drop-in ``NEFTune()``) does.
         kl_chunk_size: causal-LM objective: positions per chunk of the log-softmax/KL computation (each chunk is
             recomputed in the backward pass, so its float32 working set is not kept; see
             :func:`r3f_causal_lm_loss` for the peak memory).

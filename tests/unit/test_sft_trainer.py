@@ -61,6 +61,7 @@ def test_lora_trains_only_the_adapters_and_logs_symm_kl(tiny, tmp_path, r3f, nef
         assert all("symm_kl" not in h for h in logged)
     else:
         assert all(h["symm_kl"] > 0 for h in logged)
+    assert all(0 <= h["mean_token_accuracy"] <= 1 and h["num_tokens"] > 0 for h in logged)  # SFTTrainer's logs
     assert "eval_loss" in trainer.evaluate()  # eval: one clean pass
 
 
