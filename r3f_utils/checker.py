@@ -10,9 +10,13 @@ the paper's number; a deviation in the *worse* direction fails (``below`` for ac
 pass counts). Smoke and cpu profiles: never compare with the paper; they compare with the row's pinned
 ``smoke.expected`` / ``cpu.expected`` values, and any deviation beyond the section's tolerance fails (drift).
 
-Claims (the paper's ordering statements, mostly from figures) are judged over the same records:
-``holds`` / ``fails`` / ``missing`` (an operand lacks runs or seeds) / ``invalid``. In the paper profile a
-claim that ``fails`` fails the check; in smoke/cpu only a verdict other than the pinned one fails.
+Claims (the paper's ordering statements, mostly from figures) are judged over the same records, with the
+statistics of :mod:`r3f_utils.claim_stats`: ``holds`` (strictly, and the 95% bootstrap interval of the effect
+over seeds and tasks excludes 0 in the claimed direction; with one seed: ``holds (1 seed, no interval)``) /
+``fails`` / ``degenerate`` (the compared values are all equal, or all at their majority-class baseline: no
+ordering can be read) / ``missing`` (an operand lacks runs or seeds) / ``invalid``. In the paper profile a
+claim that ``fails`` fails the check; in smoke/cpu only a verdict other than the pinned one fails, and a claim
+there is never evidence about the paper (tiny models, fixtures).
 ``strict`` (CI) also fails on any ``missing`` row metric or claim.
 """
 
@@ -24,7 +28,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .registry import AGGREGATIONS, METRIC_NAMES, PROFILES, Claim, RegistryRow
+from .claim_stats import Effect, aggregate_values, bootstrap_effect, degenerate_reason, majority_baseline, pair_effects
+from .registry import AGGREGATIONS, METRIC_NAMES, PROFILES, Claim, ClaimOperand, RegistryRow
 from .results import ResultRecord
 
 __all__ = [
@@ -42,7 +47,7 @@ __all__ = [
 ]
 
 VERDICTS = ("reproduced", "above", "below", "missing", "invalid", "measured")
-CLAIM_VERDICTS = ("holds", "fails", "missing", "invalid")
+CLAIM_VERDICTS = ("holds", "fails", "degenerate", "missing", "invalid")
 _EPS = 1e-9  # float slack on the tolerance bound
 
 
@@ -83,6 +88,24 @@ class ClaimVerdict:
     relation: str
     expected: str | None = None  # the verdict pinned for this profile (smoke, cpu)
     reason: str = ""
+    effect: Effect | None = None  # effect size and its 95% interval (None: not judged)
+    profile: str = "paper"
+
+    @property
+    def label(self) -> str:
+        """The verdict as shown: ``holds``, or ``holds (1 seed, no interval)`` when there are too few seeds."""
+        if self.effect is not None and not self.effect.has_interval and self.verdict in ("holds", "fails"):
+            n = self.effect.n_seeds
+            return f"{self.verdict} ({n} seed{'' if n == 1 else 's'}, no interval)"
+        return self.verdict
+
+    @property
+    def evidence(self) -> str:
+        """What the verdict says about the paper: the effect and interval (paper), or why it says nothing."""
+        if self.profile != "paper":
+            return (f"{self.profile} profile: tiny models / fixtures, pinned to catch changes, "
+                    "not evidence about the paper")
+        return self.effect.text() if self.effect is not None else ""
 
 
 @dataclass
@@ -183,22 +206,16 @@ def _judge(row: RegistryRow, metric: str, runs: list[ResultRecord], profile: str
     return verdict(name, reproduced, reason, failed)
 
 
-_RELATIONS = {
-    "<": lambda a, b, m: a + m < b,
-    "<=": lambda a, b, m: a + m <= b,
-    ">": lambda a, b, m: a > b + m,
-    ">=": lambda a, b, m: a >= b + m,
-}
-_REDUCE = {"max": max, "min": min, "mean": statistics.fmean}
 
 
 def _operand_values(
-    claim: Claim, side: str, grouped: dict[str, list[ResultRecord]], needed: dict[str, int],
-    problems: dict[str, list[str]],
+    claim: Claim, operands: Sequence[ClaimOperand], grouped: dict[str, list[ResultRecord]], needed: dict[str, int],
+    problems: dict[str, list[str]], seeds: dict[str, list[float]], baselines: dict[str, float | None],
 ) -> dict[str, float | None]:
-    """Aggregated value per operand of one side; unusable operands are added to ``problems``."""
+    """Aggregated value per operand of one side; per-seed values into ``seeds``, majority-class baselines into
+    ``baselines``; unusable operands are added to ``problems``."""
     values: dict[str, float | None] = {}
-    for operand in getattr(claim, side):
+    for operand in operands:
         key = f"{operand.experiment}:{operand.metric}"
         runs = grouped.get(operand.experiment, [])
         bad = [rec for rec in runs if not math.isfinite(rec.metrics.get(operand.metric, math.nan))]
@@ -207,51 +224,98 @@ def _operand_values(
             problems["invalid"].append(f"seed {bad[0].seed} of {operand.experiment} has {operand.metric}="
                                        f"{bad[0].metrics.get(operand.metric)} ({bad[0].path})")
             continue
-        seeds = [rec.metrics[operand.metric] for rec in runs]
-        values[key] = aggregate(seeds, claim.aggregation) if seeds else None
+        per_seed = [rec.metrics[operand.metric] for rec in runs]
+        values[key] = aggregate(per_seed, claim.aggregation) if per_seed else None
+        seeds[key] = per_seed
+        found = [b for b in (majority_baseline(rec.extra, operand.metric) for rec in runs) if b is not None]
+        baselines[key] = statistics.fmean(found) if found else None
         want = needed.get(operand.experiment, 1)
-        if len(seeds) < want:
-            problems["missing"].append(f"{operand.experiment} has {len(seeds)} of {want} seeds")
+        if len(per_seed) < want:
+            problems["missing"].append(f"{operand.experiment} has {len(per_seed)} of {want} seeds")
     return values
+
+
+_REDUCE = {"max": max, "min": min, "mean": statistics.fmean}
+
+
+def _reduced(values: dict[str, float], keys: Sequence[str], how: str) -> list[tuple[str, float]]:
+    pairs = [(k, values[k]) for k in keys]
+    return pairs if how == "each" else [(how, _REDUCE[how]([v for _, v in pairs]))]
 
 
 def judge_claim(
     claim: Claim, grouped: dict[str, list[ResultRecord]], profile: str, needed: dict[str, int] | int
 ) -> ClaimVerdict:
-    """Judge one claim over the runs grouped by experiment (``needed``: seeds per experiment, or one number)."""
+    """Judge one claim over the runs grouped by experiment (``needed``: seeds per experiment, or one number).
+
+    Per metric (``claim.per_metric``: each task; else the claim's metric): degenerate when every compared value
+    is equal or at its majority-class baseline; otherwise the effect (the weakest compared pair, > 0 in the
+    claimed direction) must be > 0 (``>=``/``<=``: >= 0) and, with two or more seeds, its 95% stratified bootstrap
+    interval must exclude 0. ``fails`` if any task fails, else ``degenerate`` if any task is, else ``holds``.
+    """
     if isinstance(needed, int):
         needed = dict.fromkeys(claim.experiments, needed)
     problems: dict[str, list[str]] = {"invalid": [], "missing": []}
-    left = _operand_values(claim, "left", grouped, needed, problems)
-    right = _operand_values(claim, "right", grouped, needed, problems)
+    seeds: dict[str, list[float]] = {}
+    baselines: dict[str, float | None] = {}
+    metrics = claim.per_metric or (None,)
+
+    def side_of(operands: Sequence[ClaimOperand], metric: str | None) -> list[ClaimOperand]:
+        return [o if metric is None else ClaimOperand(o.experiment, metric) for o in operands]
+
+    left: dict[str, float | None] = {}
+    right: dict[str, float | None] = {}
+    keys: list[tuple[list[str], list[str]]] = []
+    for metric in metrics:
+        lv = _operand_values(claim, side_of(claim.left, metric), grouped, needed, problems, seeds, baselines)
+        rv = _operand_values(claim, side_of(claim.right, metric), grouped, needed, problems, seeds, baselines)
+        left.update(lv)
+        right.update(rv)
+        keys.append((list(lv), list(rv)))
     expected = claim.expected.get(profile)
 
-    def verdict(name: str, reason: str) -> ClaimVerdict:
+    def verdict(name: str, reason: str, effect: Effect | None = None) -> ClaimVerdict:
         if profile == "paper":
             failed = name in ("fails", "invalid")
         else:  # tiny models say nothing about the paper: only a change of the pinned verdict fails
-            failed = name == "invalid" or (expected is not None and name in ("holds", "fails") and name != expected)
-        return ClaimVerdict(claim.id, claim.statement, name, failed, left, right, claim.relation, expected, reason)
+            failed = name == "invalid" or (expected is not None and name in ("holds", "fails", "degenerate")
+                                           and name != expected)
+        return ClaimVerdict(claim.id, claim.statement, name, failed, left, right, claim.relation, expected, reason,
+                            effect, profile)
 
     for name in ("invalid", "missing"):
         if problems[name]:
-            return verdict(name, "; ".join(problems[name]))
+            return verdict(name, "; ".join(dict.fromkeys(problems[name])))
+    values = {k: float(v) for k, v in {**left, **right}.items() if v is not None}
+    degenerate = {i: degenerate_reason({k: values[k] for k in lk + rk}, baselines) for i, (lk, rk) in enumerate(keys)}
+    judged = [i for i in range(len(keys)) if not degenerate[i]]
+    op = AGGREGATIONS[claim.aggregation][0]
 
-    def side(values: dict[str, float | None], how: str) -> list[tuple[str, float]]:
-        pairs = [(k, float(v)) for k, v in values.items() if v is not None]
-        return pairs if how == "each" else [(how, _REDUCE[how]([v for _, v in pairs]))]
+    def effect_of(v: dict[str, float], parts: Sequence[int]) -> float:
+        return min(e for i in parts for _, _, e in pair_effects(
+            _reduced(v, keys[i][0], claim.left_reduce), _reduced(v, keys[i][1], claim.right_reduce),
+            claim.relation, claim.margin))
 
-    test = _RELATIONS[claim.relation]
-    broken = [
-        f"{lk} {lv:.4g} vs {rk} {rv:.4g}"
-        for lk, lv in side(left, claim.left_reduce)
-        for rk, rv in side(right, claim.right_reduce)
-        if not test(lv, rv, claim.margin)
-    ]
+    strict = claim.relation in ("<", ">")
+    broken = [f"{lk} {values.get(lk, math.nan):.4g} vs {rk} {values.get(rk, math.nan):.4g}"
+              for i in judged for lk, rk, e in pair_effects(
+                  _reduced(values, keys[i][0], claim.left_reduce), _reduced(values, keys[i][1], claim.right_reduce),
+                  claim.relation, claim.margin)
+              if (e <= 0 if strict else e < 0)]
     margin = f" by {claim.margin:g}" if claim.margin else ""
+    dead = "; ".join(f"{metrics[i] or claim.metric}: {degenerate[i]}" for i in degenerate if degenerate[i])
+    if not judged:
+        return verdict("degenerate", dead)
+    wanted = [k for i in judged for k in keys[i][0] + keys[i][1]]
+    effect = bootstrap_effect({k: seeds[k] for k in dict.fromkeys(wanted)},
+                              lambda v: effect_of(dict(v), judged), lambda xs: aggregate_values(xs, op))
     if broken:
-        return verdict("fails", f"not {claim.relation}{margin}: " + "; ".join(broken))
-    return verdict("holds", "")
+        return verdict("fails", f"not {claim.relation}{margin}: " + "; ".join(broken), effect)
+    if effect.has_interval and effect.low is not None and effect.low <= 0:
+        return verdict("fails", f"the {effect.text()} does not exclude 0", effect)
+    if dead:
+        return verdict("degenerate", f"holds on the other tasks, but {dead}", effect)
+    return verdict("holds", "", effect)
 
 
 def check(
@@ -351,9 +415,14 @@ def _values(values: dict[str, float | None]) -> str:
 def format_claims(result: CheckResult) -> str:
     """The claims as plain text: id, verdict (pinned verdict in smoke/cpu), the statement, the values."""
     lines = []
+    if result.claims and result.profile != "paper":
+        lines.append(f"claims in the {result.profile} profile are pinned to catch changes; they are not evidence "
+                     "about the paper")
     for c in result.claims:
         pin = f" (pinned: {c.expected})" if c.expected else ""
-        lines.append(f"claim {c.claim}: {c.verdict.upper() if c.failed else c.verdict}{pin}  {c.statement}")
+        shown = c.label.upper() if c.failed else c.label
+        interval = f"  [{c.effect.text()}]" if c.effect is not None and result.profile == "paper" else ""
+        lines.append(f"claim {c.claim}: {shown}{pin}{interval}  {c.statement}")
         reason = f"  {c.reason}" if c.reason else ""
         lines.append(f"    [{_values(c.left)}] {c.relation} [{_values(c.right)}]{reason}")
     return "\n".join(lines)

@@ -105,7 +105,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         + (" (notebooks not checked)" if args.no_notebooks else "")
     )
     if args.profile == "paper":  # what each row downloads and costs; 1 when a row cannot run as registered
-        from .recipes import validate_paper_profile
+        from .describe import validate_paper_profile
 
         return validate_paper_profile(rows)
     return 0
@@ -113,6 +113,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List rows matching ``--rows``."""
+    from .fidelity import fidelity_summary
+
     registry = read_registry(args.registry, check_notebooks=False)
     rows = select_rows(registry.rows, args.rows)
     claims = select_claims(registry.claims, args.rows) if args.role in (None, "claim") else []
@@ -120,7 +122,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows = [r for r in rows if r.role == args.role]
     for r in rows:
         metrics = ", ".join(f"{k}={'-' if v is None else format(v, 'g')}" for k, v in r.metrics.items())
-        print(f"{r.id:<42} {r.role:<8} {r.aggregation:<12} {r.experiment:<38} {metrics}")
+        settings = fidelity_summary(r)  # issue 18: the paper profile's fidelity choices
+        print(f"{r.id:<42} {r.role:<8} {r.aggregation:<12} {r.experiment:<38} {metrics}"
+              + (f"  [{settings}]" if settings else ""))
     for c in claims:
         print(f"{c.id:<42} {'claim':<8} {c.aggregation:<12} {c.statement}")
     print(f"{len(rows)} rows, {len(claims)} claims", file=sys.stderr)
@@ -410,7 +414,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = add("validate", cmd_validate, "validate the registry (fields, names, numbers, notebooks)")
     p.add_argument("--no-notebooks", action="store_true", help="skip the notebook existence/parameter checks")
     p.add_argument("--profile", choices=("paper",), help="paper: also list each row's downloads, updates, epochs, "
-                   "GPU-hours, and fail on a row that cannot run as registered (r3f_utils/recipes.py)")
+                   "GPU-hours, and fail on a row that cannot run as registered (r3f_utils/describe.py)")
     p = add("ls", cmd_ls, "list registry rows")
     rows_arg(p)
     p.add_argument("--role", choices=("target", "reported", "claim"),

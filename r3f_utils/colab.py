@@ -1,4 +1,5 @@
-"""The notebooks' Colab header: an "Open in Colab" badge and an install cell, stamped from one place.
+"""The notebooks' stamped cells: the Colab header (an "Open in Colab" badge and an install cell) and the
+``parameters`` cell, each from one place.
 
 ``REPOSITORY`` is the one place that names the repository (a placeholder until the project is published: set it
 and run ``python -m r3f_utils.colab``, which restamps every notebook under ``notebooks/`` and, in a checkout, the
@@ -8,7 +9,11 @@ its header the same way; ``tests/unit/test_colab.py`` fails for any notebook who
 
 The install cell installs ``r3f-repro`` with the notebook's extras only when ``r3f_utils`` does not import
 (Colab, a fresh kernel): in a checkout, a venv with the package, or a papermill run it does nothing. On Colab
-the Trainer uses the GPU by itself; the cell reports which one and whether it supports bf16 (else fp16).
+the Trainer uses the GPU by itself; the cell reports which one and whether it supports bf16 (else fp16). The
+extras are the notebook's family's (:mod:`r3f_utils.families`).
+
+The ``parameters`` cell of a family's notebook is :func:`r3f_utils.params.parameters_source` of its parameter
+class: names, defaults and help are written there once, and the drift test fails when a cell differs.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from pathlib import Path
 
 __all__ = [
     "BRANCH",
-    "NOTEBOOK_EXTRAS",
     "REPOSITORY",
     "badge_source",
     "install_source",
@@ -32,12 +36,9 @@ __all__ = [
 # The repository, in one place. "<owner>" is a placeholder until the project is published (README: Install).
 REPOSITORY = "https://github.com/<owner>/r3f-repro"
 BRANCH = "main"
-# notebook file name -> pip extras its install cell asks for (the CPU profile's MiniLM for GLUE and XNLI)
-NOTEBOOK_EXTRAS: dict[str, tuple[str, ...]] = {"glue.ipynb": ("cpu",), "xnli.ipynb": ("cpu",),
-                                               "sft.ipynb": ("llm",)}  # TRL + PEFT
 BADGE_TAG = "colab-badge"
 INSTALL_TAG = "colab-install"
-_OLD_INSTALL_PREFIX = "# Colab / a fresh kernel"
+PARAMETERS_TAG = "parameters"
 
 
 def _github_path() -> str:
@@ -73,25 +74,28 @@ if "google.colab" in sys.modules:
 
 
 def _is_header(cell: dict, tag: str) -> bool:
-    tags = cell.get("metadata", {}).get("tags", [])
-    source = "".join(cell.get("source", ""))
-    return tag in tags or (tag == INSTALL_TAG and cell.get("cell_type") == "code"
-                           and source.startswith(_OLD_INSTALL_PREFIX))
+    return tag in cell.get("metadata", {}).get("tags", [])
 
 
 def stamp_notebook(path: str | Path) -> bool:
-    """Put the badge first and the install cell right before the ``parameters`` cell (replacing older ones);
-    returns True when the file changed."""
+    """Put the badge first and the install cell right before the ``parameters`` cell (replacing older ones), and
+    write a family's ``parameters`` cell from its parameter class; returns True when the file changed."""
     import nbformat
+
+    from .families import family_of
+    from .params import parameters_source
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)
     cells = [c for c in nb.cells if not (_is_header(c, BADGE_TAG) or _is_header(c, INSTALL_TAG))]
     badge = nbformat.v4.new_markdown_cell(badge_source(path.name), metadata={"tags": [BADGE_TAG]})
-    install = nbformat.v4.new_code_cell(install_source(NOTEBOOK_EXTRAS.get(path.name, ())),
+    family = family_of(path)
+    install = nbformat.v4.new_code_cell(install_source(family.extras if family else ()),
                                         metadata={"tags": [INSTALL_TAG]})
-    where = next((i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])), 0)
+    where = next((i for i, c in enumerate(cells) if _is_header(c, PARAMETERS_TAG)), 0)
+    if family is not None and where < len(cells) and _is_header(cells[where], PARAMETERS_TAG):
+        cells[where]["source"] = parameters_source(family.params)
     cells.insert(where, install)
     cells.insert(0, badge)
     if nb.nbformat_minor >= 5:  # stable ids: restamping an unchanged notebook changes nothing

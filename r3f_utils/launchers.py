@@ -36,8 +36,9 @@ from typing import Any
 
 import yaml
 
+from .atomic import atomic_write_text
+from .layout import RESULTS_FILENAME
 from .package_data import notebooks_dir
-from .results import RESULTS_FILENAME
 from .runner import Job, JobOutcome, RunnerError, run_jobs
 
 __all__ = [
@@ -103,20 +104,16 @@ def slot_environments(jobs: int, profile: str, gpus: Sequence[str] | None = None
 
 
 def longest_first(jobs: Sequence[Job]) -> list[int]:
-    """Indices of ``jobs``, the most work first (:func:`r3f_utils.recipes.relative_cost`, ties in batch order): a
-    pool that starts the long runs first does not end with one long run on one worker while the others idle."""
-    from .recipes import relative_cost
-    from .train import TrainError, notebook_defaults
+    """Indices of ``jobs``, the most work first (:func:`r3f_utils.describe.relative_cost` of the family's defaults
+    updated with the run's parameters, ties in batch order): a pool that starts the long runs first does not end
+    with one long run on one worker while the others idle."""
+    from .describe import relative_cost
+    from .families import family_of
 
-    defaults: dict[Path, dict[str, Any]] = {}
     costs = []
     for job in jobs:
-        if job.notebook not in defaults:
-            try:
-                defaults[job.notebook] = notebook_defaults(job.notebook)
-            except TrainError:  # a notebook without literal defaults: ordered by its parameters alone
-                defaults[job.notebook] = {}
-        costs.append(relative_cost(job.notebook.name, {**defaults[job.notebook], **job.parameters}))
+        family = family_of(job.notebook)  # a notebook outside the table: ordered by its parameters alone
+        costs.append(relative_cost(job.notebook.name, {**(family.defaults() if family else {}), **job.parameters}))
     return sorted(range(len(jobs)), key=lambda i: -costs[i])
 
 
@@ -328,10 +325,7 @@ def _read_record(batch_dir: Path) -> dict[str, Any]:
 
 
 def _write_record(batch_dir: Path, record: Mapping[str, Any]) -> None:
-    path = batch_dir / LAUNCHER_RECORD
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)  # atomic
+    atomic_write_text(batch_dir / LAUNCHER_RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def _still_running(executor: str, folder: Path, job_id: str) -> bool:

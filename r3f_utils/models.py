@@ -81,24 +81,33 @@ def load_model_and_tokenizer(
     texts: Sequence[str] = (),
     seed: int = 0,
     dropout: float | None = None,
+    head_dropout: float | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Build or load a model with the requested head.
 
     ``model_name`` is one of ``tiny-*`` (:data:`r3f_utils.tiny_models.TINY_ARCHITECTURES`, built locally;
     its tokenizer is trained on ``texts``), ``minilm`` (pip-shipped pretrained MiniLM), a local folder or a
     Hub id such as ``roberta-large``. ``num_labels=1`` gives a regression head.
+
+    ``head_dropout`` is the dropout of the classification head (HF ``classifier_dropout``; fairseq
+    ``pooler_dropout``, 0.0 for RoBERTa/XLM-R); None keeps the model's (HF: the hidden dropout, 0.1).
     """
+    if head_dropout is not None and not 0 <= head_dropout < 1:
+        raise ValueError(f"head_dropout={head_dropout!r} is invalid: None or a fraction in [0, 1)")
     if model_name in TINY_ARCHITECTURES:
         kind = TINY_ARCHITECTURES[model_name][1]
         if kind != head:
             raise ValueError(f"{model_name} is a {kind} model, but a {head} model was asked for")
         return build_tiny_model(model_name, texts=texts, num_labels=num_labels, seed=seed,
-                                **({} if dropout is None else {"dropout": dropout}))
+                                **({} if dropout is None else {"dropout": dropout}),
+                                **({} if head_dropout is None else {"head_dropout": head_dropout}))
     path = minilm_path() if model_name == MINILM else model_name
     tokenizer = _load_tokenizer(model_name, path)
     kwargs: dict = {}
     if dropout is not None and head == "classification":
         kwargs.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if head_dropout is not None and head == "classification":
+        kwargs.update(classifier_dropout=head_dropout)
     if head == "classification":
         if num_labels is None:
             raise ValueError("a classification head needs num_labels (1 for regression)")
@@ -106,3 +115,16 @@ def load_model_and_tokenizer(
     else:
         model = AutoModelForSeq2SeqLM.from_pretrained(path, **kwargs)
     return model, tokenizer
+
+
+def head_dropouts(model: PreTrainedModel) -> list[float]:
+    """The dropout probabilities applied in the classification head (RoBERTa/XLM-R/BART: inside
+    ``classifier``/``classification_head``; BERT: the model's ``dropout`` before ``classifier``)."""
+    import torch.nn as nn
+
+    head = getattr(model, "classifier", None) or getattr(model, "classification_head", None)
+    found = [m.p for m in head.modules() if isinstance(m, nn.Dropout)] if isinstance(head, nn.Module) else []
+    top = getattr(model, "dropout", None)  # BertForSequenceClassification: dropout on the pooled output
+    if isinstance(top, nn.Dropout):
+        found.append(top.p)
+    return found

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .atomic import OutputError, atomic_write_text, describe_os_error
 from .checker import check
+from .layout import BATCH_MANIFEST, batch_of
 from .registry import RegistryRow, load_registry
 from .results import ResultRecord
 
@@ -113,11 +114,11 @@ def _notebook_defaults(registry_path: str | Path | None, row: RegistryRow, cache
         return {}
     notebook = (Path(registry_path).resolve().parent / row.notebook).resolve()
     if notebook not in cache:
-        from .train import TrainError, notebook_defaults
+        from .families import notebook_defaults
 
         try:
             found = notebook_defaults(notebook)
-        except TrainError:
+        except ValueError:
             found = {}
         cache[notebook] = {k: v for k, v in found.items()
                            if v is not None and not k.endswith(("_dir", "_path", "_file")) and k not in _INJECTED}
@@ -139,8 +140,9 @@ def check_pinnable(records: Sequence[ResultRecord], rows: Sequence[RegistryRow],
         row = experiments.get(rec.row) or experiments.get(rec.experiment)
         if rec.profile != "smoke" or row is None:
             continue
-        manifest = rec.path.parent.parent.parent / "batch.json"
-        if manifest.is_file():
+        batch = batch_of(rec.path.parent)
+        manifest = batch / BATCH_MANIFEST if batch is not None else None
+        if manifest is not None:
             try:
                 overrides = json.loads(manifest.read_text(encoding="utf-8")).get("overrides") or {}
             except (OSError, ValueError):

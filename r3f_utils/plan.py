@@ -1,7 +1,7 @@
 """``reproduce --dry-run``: what a batch would run, and its estimated cost, without running anything.
 
 One line per experiment (the registry rows it feeds, its seeds, its notebook, updates and the estimated
-GPU-hours per run from :func:`r3f_utils.recipes.describe_row`'s cost model), then the totals. With
+GPU-hours per run from :func:`r3f_utils.describe.describe_row`'s cost model), then the totals. With
 ``--resume`` the seeds that already have a ``results.json`` are counted as done.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .recipes import GPU, describe_row
+from .describe import describe_row
+from .layout import RESULTS_FILENAME
+from .recipes import GPU
 from .registry import RegistryRow
-from .results import RESULTS_FILENAME
 from .runner import Job
 
 __all__ = ["format_plan"]

@@ -1,9 +1,9 @@
 """The result registry: every number of the paper, as a validated list of ``RegistryRow``.
 
-``results_registry.yaml`` (``rows:``, a list) is read with ``yaml.safe_load`` only. Validation names the
-row and the field of every problem and suggests near matches for names. This module also holds the one
-list of metric names (``METRIC_NAMES``) and aggregations (``AGGREGATIONS``) the whole package uses.
-No torch/transformers import; papermill is imported only to check notebooks.
+``results_registry.yaml`` (``rows:``, a list) is read with :func:`r3f_utils.yaml_io.load` (safe; ``1e-5`` is a
+number). Validation names the row and the field of every problem and suggests near matches for names. This
+module also holds the one list of metric names (``METRIC_NAMES``) and aggregations (``AGGREGATIONS``) the whole
+package uses. No torch/transformers import; papermill is imported only to check notebooks.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import yaml_io
+from .families import family_of
 from .package_data import registry_path
+from .params import GLUE_TASK_NAMES, PROBE_MAX_CYCLES, PROFILES, XNLI_LANGUAGES, resolve
 
 __all__ = [
     "AGGREGATIONS",
@@ -41,7 +42,6 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RegistryRow",
-    "SmokeSpec",
     "check_metric_name",
     "is_number_like",
     "load_registry",
@@ -52,9 +52,6 @@ __all__ = [
 ]
 
 DEFAULT_REGISTRY = registry_path()  # the checkout's own file, else the copy shipped in the wheel
-
-GLUE_TASK_NAMES = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola", "sst2", "stsb")
-PROBE_MAX_CYCLES = 5  # Figure 5's cyclic chain: metric names exist for cycles 1..5
 
 
 def _probing_metric_names() -> dict[str, tuple[str, bool]]:
@@ -70,8 +67,6 @@ def _probing_metric_names() -> dict[str, tuple[str, bool]]:
     names["probe_mean"] = ("mean of the run's probe metrics x100", True)
     return names
 
-
-XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 
 # metric name -> (what it measures, higher is better)
 METRIC_NAMES: dict[str, tuple[str, bool]] = {
@@ -110,14 +105,12 @@ AGGREGATIONS: dict[str, tuple[str, int]] = {
 }
 
 ROLES = ("target", "reported")
-# smoke: tiny models + fixtures (CI); cpu: the pip-shipped pretrained MiniLM on CPU; paper: the paper's recipes
-PROFILES = ("smoke", "cpu", "paper")
 # registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`)
 SCHEMA_VERSIONS = (1, 2)
 CLAIM_RELATIONS = ("<", "<=", ">", ">=")
 # how the values of one side of a claim combine: every element on its own, or one reduced value
 CLAIM_REDUCTIONS = ("each", "max", "min", "mean")
-CLAIM_VERDICTS = ("holds", "fails")
+CLAIM_VERDICTS = ("holds", "fails", "degenerate")  # what a smoke/cpu section may pin
 # parameters the runner injects into every notebook
 COMMON_PARAMETERS = ("row", "profile", "seed", "output_dir")
 
@@ -138,7 +131,7 @@ _TOP_LEVEL = ("schema_version", "templates", "rows", "claims")
 _SMOKE_KEYS = ("parameters", "expected", "tolerance", "seeds")
 _DATASET_KEYS = ("hub_id", "config", "split", "revision")
 _CLAIM_REQUIRED = ("id", "statement", "source", "metric", "aggregation", "left", "relation", "right")
-_CLAIM_OPTIONAL = ("figure", "table", "left_reduce", "right_reduce", "margin", "smoke", "cpu", "notes")
+_CLAIM_OPTIONAL = ("figure", "table", "left_reduce", "right_reduce", "margin", "smoke", "cpu", "notes", "per_metric")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _NUMBER_LIKE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
@@ -169,9 +162,6 @@ class ProfileSpec:
     expected: dict[str, float] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
     seeds: int = 1
-
-
-SmokeSpec = ProfileSpec  # the name of schema 1
 
 
 @dataclass(frozen=True)
@@ -261,6 +251,7 @@ class Claim:
     where: str = ""  # "figure 1", "table 2"
     expected: dict[str, str] = field(default_factory=dict)  # profile -> pinned verdict
     notes: tuple[str, ...] = ()
+    per_metric: tuple[str, ...] = ()  # judged on each of these metrics (tasks) with the same operands; all must hold
 
     @property
     def experiments(self) -> tuple[str, ...]:
@@ -294,19 +285,8 @@ def check_metric_name(name: str) -> None:
 
 def _number_problem(value: Any) -> str | None:
     """Why ``value`` is not a usable number, or None when it is one."""
-    if isinstance(value, str) and _NUMBER_LIKE.match(value):
-        fixed = value.strip().lower()
-        if "e" in fixed:  # YAML 1.1 floats need a dot in the mantissa and a sign in the exponent
-            mantissa, exponent = fixed.split("e")
-            mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
-            exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
-            fixed = f"{mantissa}e{exponent}"
-        why = (
-            "PyYAML reads exponent notation without a dot and a signed exponent as a string"
-            if "e" in fixed
-            else "it is quoted"
-        )
-        return f"{value!r} is a string, not a number ({why}); write {fixed}"
+    if isinstance(value, str) and _NUMBER_LIKE.match(value):  # unquoted, the YAML reader makes it a number
+        return f"{value!r} is a string, not a number (it is quoted); write {value.strip()}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{value!r} ({type(value).__name__}) is not a number"
     if not math.isfinite(value):
@@ -567,6 +547,22 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
                 )
 
 
+def _check_values(row: RegistryRow, errors: list[str]) -> None:
+    """A family's row: its parameters of every profile validated by the family's parameter class, as the notebook
+    will validate them (types, ranges, choices), so a bad value fails here rather than in a run."""
+    family = family_of(row.notebook)
+    if family is None or row.role != "target":
+        return
+    sections = [("parameters", "paper"), ("smoke.parameters", "smoke")] + (
+        [("cpu.parameters", "cpu")] if row.cpu is not None else [])
+    for fld, profile in sections:
+        params = {k: v for k, v in row.parameters_for(profile).items() if k in family.params.model_fields}
+        try:
+            resolve(family.params, {**params, "profile": profile})
+        except ValueError as err:
+            errors.append(f"row '{row.id}': field '{fld}': {err}")
+
+
 def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> None:
     import papermill  # heavy (jupyter); only needed here
 
@@ -575,9 +571,12 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
         if row.notebook is None:
             continue
         path = (base / row.notebook).resolve()
+        family = family_of(row.notebook)
         if path not in declared:
             if not path.is_file():
                 declared[path] = None
+            elif family is not None:  # its parameters cell is stamped from its class (tests/unit/test_families.py)
+                declared[path] = set(family.params.model_fields)
             else:
                 declared[path] = set(papermill.inspect_notebook(str(path)))
                 for name in COMMON_PARAMETERS:
@@ -592,6 +591,7 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
                     else "does not exist")
             errors.append(f"row '{row.id}': field 'notebook': {row.notebook!r} {what} ({path})")
             continue
+        _check_values(row, errors)
         sections = [("parameters", row.parameters), ("smoke.parameters", row.smoke.parameters)]
         if row.cpu is not None:
             sections.append(("cpu.parameters", row.cpu.parameters))
@@ -604,25 +604,6 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
                     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML's silent last-wins)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # only the keys written in this mapping count: a key merged in by `<<: *anchor` may be overridden
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {key!r} (first at line {seen[key].line + 1}); YAML would silently keep "
-                    "the last one: remove or rename one of them", key_node.start_mark)
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8-sig")  # a BOM is tolerated
@@ -631,8 +612,8 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as err:
         raise RegistryError([f"{path}: not UTF-8 text ({err}); save the registry as UTF-8"]) from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as err:
+        return yaml_io.load(text)  # YAML 1.2 floats (1e-5 is a number), duplicate keys refused
+    except yaml_io.YAMLError as err:
         hint = " (YAML forbids tabs for indentation: use spaces)" if "\t" in text and "\\t" in str(err) else ""
         raise RegistryError([f"{path}: not valid YAML{hint}: {err}"]) from None
 
@@ -704,12 +685,14 @@ class _ClaimParser(_RowParser):
             if section is None:
                 continue
             if not isinstance(section, Mapping) or set(section) != {"expected"}:
-                self.error(profile, f"expected {{expected: holds|fails}}, got {section!r}")
+                self.error(profile, f"expected {{expected: holds|fails|degenerate}}, got {section!r}")
             elif section["expected"] not in CLAIM_VERDICTS:
-                self.error(f"{profile}.expected", f"must be 'holds' or 'fails', got {section['expected']!r}")
+                self.error(f"{profile}.expected", f"must be one of {', '.join(map(repr, CLAIM_VERDICTS))}, "
+                           f"got {section['expected']!r}")
             else:
                 expected[profile] = section["expected"]
         where = [f"{k} {self.raw[k]}" for k in ("figure", "table") if k in self.raw]
+        per_metric = self.per_metric(metric, experiments)
         return Claim(
             id=claim_id,
             statement=self.text("statement"),
@@ -725,7 +708,29 @@ class _ClaimParser(_RowParser):
             where=", ".join(where),
             expected=expected,
             notes=self.notes(),
+            per_metric=per_metric,
         )
+
+    def per_metric(self, metric: str, experiments: Mapping[str, RegistryRow]) -> tuple[str, ...]:
+        """The optional ``per_metric`` list: every metric known, registered by every operand, ``metric`` among them."""
+        value = self.raw.get("per_metric")
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value or not all(isinstance(m, str) for m in value):
+            self.error("per_metric", f"expected a non-empty list of metric names, got {value!r}")
+            return ()
+        if metric not in value:
+            self.error("per_metric", f"must contain the claim's metric {metric!r} (the one shown first)")
+        for name in value:
+            if name not in METRIC_NAMES:
+                self.error("per_metric", f"unknown metric name {name!r}{_suggest(name, METRIC_NAMES)}")
+                continue
+            for side in ("left", "right"):
+                for item in self.raw.get(side) or []:
+                    exp = item.get("experiment") if isinstance(item, Mapping) else item
+                    if isinstance(exp, str) and exp in experiments and name not in experiments[exp].metrics:
+                        self.error("per_metric", f"experiment {exp!r} does not register metric {name!r}")
+        return tuple(value)
 
 
 def _parse_claims(raw: Any, rows: list[RegistryRow], errors: list[str]) -> list[Claim]:

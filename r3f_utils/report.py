@@ -168,7 +168,7 @@ def _summary_lines(result: CheckResult) -> list[str]:
     ]
     if s["n_claims"]:
         held = s["claims"].get("holds", 0)
-        claims = _counts(s["claims"], ("holds", "fails", "missing", "invalid"))
+        claims = _counts(s["claims"], ("holds", "fails", "degenerate", "missing", "invalid"))
         lines.append(f"**Claims**: {held} of {s['n_claims']} holding ({claims}).")
     else:
         lines.append("**Claims**: none checked.")
@@ -470,7 +470,10 @@ def _claim_fields(claim: Any) -> tuple[str, str, str, str]:
     def side(values: dict[str, float | None]) -> str:
         return ", ".join(f"{k} = {_fmt(v)}" for k, v in values.items())
 
-    verdict = claim.verdict + (f" (pinned: {claim.expected})" if claim.expected else "")
+    verdict = getattr(claim, "label", claim.verdict) + (f" (pinned: {claim.expected})" if claim.expected else "")
+    evidence = getattr(claim, "evidence", "")
+    if evidence:  # the effect and its 95% interval (paper), or "not evidence about the paper" (smoke/cpu)
+        verdict += f" [{evidence}]"
     if claim.reason:
         verdict += f": {claim.reason}"
     operands = f"{side(claim.left)}  {claim.relation}  {side(claim.right)}"

@@ -11,16 +11,19 @@ import json
 import math
 import numbers
 import platform
-import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
+
+from pydantic import ConfigDict, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .atomic import OutputError, atomic_write_text
+from .layout import ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, batch_of, run_folder, run_seed
 from .registry import PROFILES, check_metric_name
 
 __all__ = [
@@ -33,7 +36,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-RESULTS_FILENAME = "results.json"
 # distributions whose versions every results.json records (None when not installed)
 _VERSIONED = ("torch", "transformers", "datasets", "evaluate", "rouge-score", "papermill")
 
@@ -42,50 +44,33 @@ class ResultsError(ValueError):
     """A results file that cannot be written or read; the message names the file (and metric)."""
 
 
-class ResultsFile(TypedDict):
-    """The JSON object in ``results.json``, schema version 1."""
-
-    schema_version: int  # SCHEMA_VERSION of the writer
-    row: str  # registry row id or experiment key the run was started for (papermill parameter ``row``)
-    experiment: str  # experiment key (``extra["experiment"]`` if given, else ``row``)
-    profile: str  # "smoke" or "paper"
-    seed: int  # the run's seed
-    metrics: dict[str, float]  # metric name (registry.METRIC_NAMES) -> finite value, as the paper prints it
-    parameters: dict[str, Any]  # the resolved run parameters (JSON-serialisable)
-    versions: dict[str, str | None]  # python, r3f-repro and library versions
-    git_commit: str | None  # HEAD of the repository holding r3f_utils, None outside a git checkout
-    started_at: str | None  # ISO 8601 UTC
-    finished_at: str  # ISO 8601 UTC, when the file was written
-    extra: dict[str, Any]  # anything else the notebook wants to keep (timings, losses, sample counts)
-
-
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "schema_version": int,
-    "row": str,
-    "profile": str,
-    "seed": int,
-    "metrics": dict,
-    "parameters": dict,
-}
-
-
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(strict=True))
 class ResultRecord:
-    """One parsed ``results.json``."""
+    """One ``results.json`` (schema version 1) and where it lies: the schema, written once. The writer builds one
+    and writes its fields but ``path``; the reader validates a file into one (types are strict: a seed ``"1"``
+    or a metric ``"high"`` is refused naming the key)."""
 
     path: Path
-    row: str
-    experiment: str
-    profile: str
-    seed: int
-    metrics: dict[str, float]
-    parameters: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, str | None] = field(default_factory=dict)
-    git_commit: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
+    row: str  # registry row id or experiment key the run was started for (papermill parameter ``row``)
+    experiment: str  # experiment key (``extra["experiment"]`` if given, else ``row``)
+    profile: str  # "smoke", "cpu" or "paper"
+    seed: int  # the run's seed
+    metrics: dict[str, float]  # metric name (registry.METRIC_NAMES) -> value, as the paper prints it
+    parameters: dict[str, Any] = field(default_factory=dict)  # the resolved run parameters (JSON-serialisable)
+    versions: dict[str, str | None] = field(default_factory=dict)  # python, r3f-repro and library versions
+    git_commit: str | None = None  # HEAD of the repository holding r3f_utils, None outside a git checkout
+    started_at: str | None = None  # ISO 8601 UTC
+    finished_at: str | None = None  # ISO 8601 UTC, when the file was written
+    extra: dict[str, Any] = field(default_factory=dict)  # anything else the notebook keeps (timings, losses)
+    schema_version: int = SCHEMA_VERSION  # of the writer
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON object (every field but ``path``; ``schema_version`` first)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("path", "schema_version")}
+        return {"schema_version": self.schema_version, **data}
+
+
+_REQUIRED = ("row", "profile", "seed", "metrics", "parameters")  # keys a file must have (the others have defaults)
 
 
 def _utc_iso(value: datetime | str | None) -> str | None:
@@ -179,20 +164,13 @@ def write_results(
         except ValueError as err:
             raise ResultsError(f"{target}: {err} (put other numbers in `extra`)") from None
     extra_dict = dict(extra or {})
-    payload: ResultsFile = {
-        "schema_version": SCHEMA_VERSION,
-        "row": row,
-        "experiment": str(extra_dict.get("experiment", row)),
-        "profile": profile,
-        "seed": int(seed),
-        "metrics": _check_metrics(metrics, str(target)),
-        "parameters": dict(parameters),
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-        "started_at": _utc_iso(started_at),
-        "finished_at": _utc_iso(datetime.now(timezone.utc)) or "",
-        "extra": extra_dict,
-    }
+    record = ResultRecord(
+        path=target, row=row, experiment=str(extra_dict.get("experiment", row)), profile=profile, seed=int(seed),
+        metrics=_check_metrics(metrics, str(target)), parameters=dict(parameters), versions=_versions(),
+        git_commit=_git_commit(), started_at=_utc_iso(started_at),
+        finished_at=_utc_iso(datetime.now(timezone.utc)) or "", extra=extra_dict,
+    )
+    payload = record.to_json()
     try:
         text = json.dumps(payload, indent=2, sort_keys=False, default=_json_default, allow_nan=False)
     except (TypeError, ValueError) as err:
@@ -218,31 +196,22 @@ def _parse(path: Path) -> ResultRecord:
         raise ResultsError(
             f"{path}: schema_version {version!r} is not supported (this reader: {SCHEMA_VERSION})"
         )
-    for key, kind in _REQUIRED.items():
-        if key not in data:
-            raise ResultsError(f"{path}: missing key {key!r}")
-        if not isinstance(data[key], kind) or isinstance(data[key], bool):
-            raise ResultsError(f"{path}: key {key!r} should be {kind.__name__}, got {data[key]!r}")
-    metrics: dict[str, float] = {}
-    for name, value in data["metrics"].items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ResultsError(f"{path}: metric {name!r} is {value!r}, not a number")
-        metrics[name] = float(value)  # NaN/inf pass here; the checker reports them as `invalid`
-    return ResultRecord(
-        path=path,
-        row=data["row"],
-        experiment=str(data.get("experiment") or data["row"]),
-        profile=data["profile"],
-        seed=data["seed"],
-        metrics=metrics,
-        parameters=data["parameters"],
-        versions=data.get("versions") or {},
-        git_commit=data.get("git_commit"),
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        extra=data.get("extra") or {},
-        schema_version=version,
-    )
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise ResultsError(f"{path}: missing key {missing[0]!r}")
+    known = {f.name for f in fields(ResultRecord)} - {"path"}
+    values = {k: v for k, v in data.items() if k in known}
+    values.update((k, values.get(k) or {}) for k in ("versions", "extra"))  # null: none recorded
+    values["experiment"] = str(data.get("experiment") or data["row"])
+    try:  # NaN/inf metrics pass here; the checker reports them as `invalid`
+        return ResultRecord(path=path, **values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = str(first["loc"][0])
+        if key == "metrics" and len(first["loc"]) > 1:
+            name = first["loc"][1]
+            raise ResultsError(f"{path}: metric {name!r} is {data['metrics'][name]!r}, not a number") from None
+        raise ResultsError(f"{path}: key {key!r}: {first['msg'].lower()}, got {data.get(key)!r}") from None
 
 
 def read_results(root: str | Path) -> list[ResultRecord]:
@@ -267,20 +236,16 @@ def read_results(root: str | Path) -> list[ResultRecord]:
     return records
 
 
-_RUN_FOLDER = re.compile(r"^seed-(\d+)$")
-
-
 def _check_run_folder(rec: ResultRecord) -> None:
     """In a runner batch (``<batch>/batch.json``, runs in ``<experiment>/seed-<k>/``) a results.json must belong
     to its run folder."""
-    match = _RUN_FOLDER.match(rec.path.parent.name)
-    if match is None or not (rec.path.parents[2] / "batch.json").is_file():
+    if batch_of(rec.path.parent) is None:
         return
-    folder = rec.path.parent.parent.name
-    if folder not in (rec.experiment, rec.row) or int(match.group(1)) != rec.seed:
+    folder, seed = rec.path.parent.parent.name, run_seed(rec.path.parent)
+    if folder not in (rec.experiment, rec.row) or seed != rec.seed:
         raise ResultsError(
             f"{rec.path}: holds row {rec.row!r} seed {rec.seed}, but lies in the run folder of {folder!r} "
-            f"seed {match.group(1)} (copied from another run?): move it to {rec.experiment}/seed-{rec.seed}/ "
+            f"seed {seed} (copied from another run?): move it to {run_folder(rec.experiment, rec.seed)}/ "
             "or delete it"
         )
 
@@ -288,10 +253,9 @@ def _check_run_folder(rec: ResultRecord) -> None:
 def _check_unfinished_runs(base: Path) -> None:
     """In a runner batch, an executed notebook without results.json and without the runner's error.txt is an
     interrupted run."""
-    for notebook in sorted(base.rglob("notebook.ipynb")):
+    for notebook in sorted(base.rglob(EXECUTED_NOTEBOOK)):
         run = notebook.parent
-        in_batch = _RUN_FOLDER.match(run.name) and (run.parent.parent / "batch.json").is_file()
-        if in_batch and not (run / RESULTS_FILENAME).exists() and not (run / "error.txt").exists():
+        if batch_of(run) is not None and not (run / RESULTS_FILENAME).exists() and not (run / ERROR_FILE).exists():
             raise ResultsError(
                 f"{run}: an executed notebook without {RESULTS_FILENAME} (the run was interrupted or the notebook "
                 f"never called write_results): finish it with `reproduce --resume {run.parent.parent}`, or "

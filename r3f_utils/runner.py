@@ -1,7 +1,7 @@
 """Batch execution of registry rows with papermill: one run folder per (experiment, seed).
 
-Layout: ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipynb`` (executed),
-``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
+Layout (:mod:`r3f_utils.layout`): ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipynb``
+(executed), ``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
 Seeds are numbered 1..N. Rows that share an ``experiment`` (Table 2's best and median halves) run once per
 seed; the notebook gets the experiment key as its ``row`` parameter. A run folder is never overwritten:
 ``resume`` skips seeds with a ``results.json`` and moves a failed (or interrupted) seed's folder aside before
@@ -22,10 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, is_number_like, string_number_problems
-from .results import RESULTS_FILENAME
+from . import yaml_io
+from .layout import BATCH_MANIFEST, CHECKPOINTS, ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, run_folder
+from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, string_number_problems
 
 __all__ = [
     "BATCH_MANIFEST",
@@ -70,7 +69,7 @@ class Job:
     @property
     def folder(self) -> Path:
         """Run folder relative to the batch folder."""
-        return Path(self.experiment) / f"seed-{self.seed}"
+        return run_folder(self.experiment, self.seed)
 
     def injected(self, run_dir: Path) -> dict[str, Any]:
         """All papermill parameters: the row's plus ``row``, ``profile``, ``seed``, ``output_dir``."""
@@ -96,18 +95,16 @@ class JobOutcome:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``key=value`` (value read with ``yaml.safe_load``; ``1e-5`` becomes the float 1e-05)."""
+    """Parse ``key=value`` (value read as YAML, :mod:`r3f_utils.yaml_io`: ``1e-5`` is the float 1e-05)."""
     if "=" not in text:
         raise RunnerError(f"--set {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
+        value = yaml_io.load(raw) if raw.strip() else ""
+    except yaml_io.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise RunnerError(f"--set {text!r}: the value {raw!r} is not valid YAML ({problem}); write a list as "
                           f"[1, 2], or quote a string: --set '{key.strip()}=\"{raw}\"'") from None
-    if isinstance(value, str) and is_number_like(value):
-        value = float(value)
     return key.strip(), value
 
 
@@ -212,7 +209,6 @@ def _describe_failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-CHECKPOINTS = "checkpoints"  # the notebooks' checkpoint folder inside a run folder
 # the kernel's own log (not the cells' output) shows errors only: no "Kernel is running over TCP without
 # encryption" warning per run on a local batch
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
@@ -225,7 +221,7 @@ def _record_failure(run_dir: Path, error: str) -> str:
     from .atomic import OutputError, atomic_write_text
 
     try:
-        atomic_write_text(run_dir / "error.txt", error + "\n")
+        atomic_write_text(run_dir / ERROR_FILE, error + "\n")
     except OutputError as err:
         return f"{error} (and error.txt could not be written: {err})"
     return error
@@ -266,11 +262,11 @@ def _run_one(job: Job, run_dir: Path, kernel_name: str, checkpoints_from: Path |
     os.environ[KERNEL_LOG_ENV] = str((run_dir / "kernel.log").resolve())  # the kernel's stderr: not the console
     try:
         if not per_cell:
-            papermill.execute_notebook(str(job.notebook), str(run_dir / "notebook.ipynb"), prepare_only=True,
+            papermill.execute_notebook(str(job.notebook), str(run_dir / EXECUTED_NOTEBOOK), prepare_only=True,
                                        **arguments)
         papermill.execute_notebook(
             str(job.notebook),
-            str(run_dir / "notebook.ipynb"),
+            str(run_dir / EXECUTED_NOTEBOOK),
             cwd=str(job.notebook.parent),
             log_output=True,
             extra_arguments=KERNEL_ARGUMENTS,
@@ -343,7 +339,6 @@ def run_jobs(
 
 # ---- what a batch was started with, and what --resume may continue -------------------------------------------
 
-BATCH_MANIFEST = "batch.json"  # <batch>/batch.json: profile, experiments, seeds and --set overrides of the batch
 # parameters the runner sets itself, and the option that controls each
 _RUNNER_SET = {"seed": "--seeds N", "row": "--rows", "output_dir": "--out", "profile": "--profile"}
 

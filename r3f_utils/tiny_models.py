@@ -84,7 +84,8 @@ def train_tiny_tokenizer(texts: Iterable[str] = (), vocab_size: int = 600) -> Pr
 
 
 def _config(
-    name: str, tokenizer: PreTrainedTokenizerFast, num_labels: int | None, dropout: float
+    name: str, tokenizer: PreTrainedTokenizerFast, num_labels: int | None, dropout: float,
+    head_dropout: float | None = None,
 ) -> PretrainedConfig:
     config_cls, _ = TINY_ARCHITECTURES[name]
     ids = {
@@ -99,7 +100,8 @@ def _config(
         return BartConfig(
             d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
             encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=1024, dropout=dropout,
-            attention_dropout=dropout, activation_dropout=0.0, classifier_dropout=dropout,
+            attention_dropout=dropout, activation_dropout=0.0,
+            classifier_dropout=dropout if head_dropout is None else head_dropout,
             decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id,
             scale_embedding=False, **ids,
         )
@@ -116,7 +118,8 @@ def _config(
     return config_cls(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
         max_position_embeddings=514 if config_cls is not BertConfig else 512, hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout, type_vocab_size=1 if config_cls is not BertConfig else 2, **ids,
+        attention_probs_dropout_prob=dropout, type_vocab_size=1 if config_cls is not BertConfig else 2,
+        classifier_dropout=head_dropout, **ids,
     )
 
 
@@ -128,12 +131,15 @@ def build_tiny_model(
     seed: int = 0,
     dropout: float = 0.1,
     vocab_size: int = 600,
+    head_dropout: float | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """Build ``(model, tokenizer)`` for one of :data:`TINY_ARCHITECTURES`, deterministically from ``seed``.
 
     Classification architectures get a sequence-classification head with ``num_labels`` outputs
     (``num_labels=1`` is a regression head); seq2seq ones a conditional-generation head; ``tiny-llama`` a
     causal-LM head (Llama architecture: RMSNorm, rotary positions, grouped-query attention, SwiGLU).
+    ``head_dropout``: the classification head's dropout (``classifier_dropout``; None: the hidden dropout, HF's
+    default).
     """
     if name not in TINY_ARCHITECTURES:
         raise ValueError(f"unknown tiny model {name!r}; choose one of {sorted(TINY_ARCHITECTURES)}")
@@ -145,7 +151,7 @@ def build_tiny_model(
         bos = tokenizer.bos_token
         tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tokenizer.bos_token_id)])
-    config = _config(name, tokenizer, num_labels if kind == "classification" else None, dropout)
+    config = _config(name, tokenizer, num_labels if kind == "classification" else None, dropout, head_dropout)
     if kind == "classification" and num_labels == 1:
         config.problem_type = "regression"
     torch.manual_seed(seed)

@@ -1,9 +1,10 @@
 """``python -m r3f_utils train FAMILY``: one experiment as a script, ready for ``torchrun`` and ``accelerate launch``.
 
-The parameters are the notebook's: the defaults are read from the ``parameters`` cell of
-``notebooks/<family>.ipynb`` (so they live in one place), then a registry row's (``--row``, ``--profile``), a
-YAML/JSON file (``--params``) and ``--set KEY=VALUE`` override them in that order. The run calls the same
-:mod:`r3f_utils.experiments` steps as the notebook, cell for cell, and writes the same ``results.json``.
+The parameters are the notebook's: the defaults are the family's parameter class's (:mod:`r3f_utils.families`,
+:mod:`r3f_utils.params`; the notebook's ``parameters`` cell is stamped from it), then a registry row's
+(``--row``, ``--profile``), a YAML/JSON file (``--params``) and ``--set KEY=VALUE`` override them in that order.
+The run calls the family's ``run`` (the same :mod:`r3f_utils.experiments` steps as the notebook, cell for cell)
+and writes the same ``results.json``.
 
 Under ``torchrun --nproc_per_node N -m r3f_utils train ...`` or ``accelerate launch -m r3f_utils train ...`` every
 process trains its share of each batch (the Trainer's DDP); rank 0 alone writes ``results.json`` and removes
@@ -13,55 +14,38 @@ the checkpoints. ``batch_size`` stays the per-device batch, as in the Trainer: t
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
+from . import yaml_io
+from .families import FAMILIES as _ALL_FAMILIES
+from .families import Family
 
-__all__ = ["FAMILIES", "TrainError", "notebook_defaults", "resolve_parameters", "run_training"]
+__all__ = ["FAMILIES", "TrainError", "resolve_parameters", "run_training"]
 
-FAMILIES = ("glue", "xnli", "summarization", "sft")  # notebooks/<family>.ipynb; probing joins when its notebook exists
+FAMILIES = tuple(name for name, f in _ALL_FAMILIES.items() if f.run is not None)  # the others: notebooks only
 
 
 class TrainError(ValueError):
     """Parameters that cannot make a run (unknown family, unreadable parameter file, bad override)."""
 
 
-def notebook_path(family: str) -> Path:
-    """``notebooks/<family>.ipynb`` (the checkout's, or the copy in the wheel)."""
-    if family not in FAMILIES:
-        raise TrainError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
-    from .package_data import notebooks_dir
-
-    return notebooks_dir() / f"{family}.ipynb"
-
-
-def notebook_defaults(notebook: Path) -> dict[str, Any]:
-    """The values of the notebook's ``parameters`` cell (Python literals), by name."""
-    import papermill
-
-    if not notebook.is_file():
-        raise TrainError(f"{notebook} does not exist: the defaults of a family are its notebook's parameters cell")
-    defaults = {}
-    for name, spec in papermill.inspect_notebook(str(notebook)).items():
-        try:
-            defaults[name] = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError) as err:
-            raise TrainError(f"{notebook.name}: parameter {name} = {spec['default']} is not a literal") from err
-    return defaults
+def _family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise TrainError(f"family must be one of {', '.join(FAMILIES)}, not {name!r}")
+    return _ALL_FAMILIES[name]
 
 
 def read_parameter_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping of notebook parameters (JSON is YAML, so one reader serves both)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        data = yaml_io.load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml_io.YAMLError) as err:
         raise TrainError(f"--params {path}: {err}") from err
     if not isinstance(data, Mapping):
         raise TrainError(f"--params {path}: expected a mapping of parameter names to values, got {type(data).__name__}")
@@ -95,70 +79,11 @@ def resolve_parameters(
         params = {**job.parameters, "row": job.experiment, "profile": profile}
     if family is None:
         raise TrainError("name a family (" + ", ".join(FAMILIES) + ") or a registry row with --row")
-    params = {**notebook_defaults(notebook_path(family)), **params}
+    params = {**_family(family).defaults(), **params}
     if params_file is not None:
         params.update(read_parameter_file(params_file))
     params.update(parse_override(text) for text in overrides)
     return family, params
-
-
-def _glue(params: dict[str, Any]) -> tuple[Any, dict[str, float], dict[str, Any]]:
-    from r3f_utils.experiments import glue as exp
-
-    cfg = exp.resolve_glue_config(**params)
-    data = exp.load_glue_data(cfg)
-    model, tokenizer = exp.build_glue_model(cfg, data.task.num_labels, data.texts())
-    tokenized = exp.tokenize_glue(data, tokenizer, cfg)
-    trainer = exp.build_glue_trainer(cfg, model, tokenizer, data, tokenized)
-    train_summary = exp.train_with_resume(trainer, cfg)
-    metrics = exp.evaluate_glue(trainer, data, tokenized)
-    return cfg, metrics, exp.run_extra(cfg, model, train_summary)
-
-
-def _xnli(params: dict[str, Any]) -> tuple[Any, dict[str, float], dict[str, Any]]:
-    from r3f_utils.experiments import xnli as exp
-
-    cfg = exp.resolve_xnli_config(**params)
-    data = exp.load_xnli_data(cfg)
-    model, tokenizer = exp.build_xnli_model(cfg, data)
-    tokenized = exp.tokenize_xnli(data, tokenizer, cfg)
-    trainer = exp.build_xnli_trainer(cfg, model, tokenizer, tokenized)
-    train_summary = exp.train_with_resume(trainer, cfg)
-    metrics = exp.evaluate_xnli(trainer, tokenized)
-    return cfg, metrics, exp.run_extra(cfg, model, train_summary)
-
-
-def _summarization(params: dict[str, Any]) -> tuple[Any, dict[str, float], dict[str, Any]]:
-    from r3f_utils.experiments import summarization as exp
-
-    cfg = exp.resolve_summarization_config(**params)
-    data = exp.load_summarization_data(cfg)
-    model, tokenizer = exp.build_summarization_model(cfg, data.texts())
-    tokenized = exp.tokenize_summarization(data, tokenizer, cfg)
-    trainer = exp.build_summarization_trainer(cfg, model, tokenizer, tokenized)
-    train_summary = exp.train_with_resume(trainer, cfg)
-    predictions = exp.generate_summaries(trainer, tokenized, cfg)
-    metrics = exp.score_summaries(predictions, data)
-    return cfg, metrics, exp.run_extra(cfg, data, train_summary, predictions)
-
-
-def _sft(params: dict[str, Any]) -> tuple[Any, dict[str, float], dict[str, Any]]:
-    from r3f_utils.experiments import sft as exp
-
-    cfg = exp.resolve_sft_config(**params)
-    data = exp.load_sft_data(cfg)
-    model, tokenizer = exp.build_sft_model(cfg, data.texts())
-    trainer = exp.build_sft_trainer(cfg, model, tokenizer, data)
-    train_summary = exp.train_with_resume(trainer, cfg)
-    metrics = exp.evaluate_heldout(trainer, data, cfg)
-    predictions = exp.generate_completions(trainer, data, cfg)
-    metrics.update(exp.score_generations(predictions, data))
-    return cfg, metrics, exp.run_extra(cfg, data, train_summary, predictions)
-
-
-RECIPES: dict[str, Callable[[dict[str, Any]], tuple[Any, dict[str, float], dict[str, Any]]]] = {
-    "glue": _glue, "xnli": _xnli, "summarization": _summarization, "sft": _sft,
-}
 
 
 def _process_group() -> tuple[int, int]:
@@ -197,7 +122,7 @@ def run_training(family: str, params: Mapping[str, Any]) -> dict[str, float]:
         if world > 1:
             dist.broadcast_object_list(chosen, src=0)
         params["output_dir"] = chosen[0]
-    cfg, metrics, extra = RECIPES[family](params)
+    cfg, metrics, extra = _family(family).load_run()(params)
     extra = {**extra, "launch": {"num_processes": world}}
     if rank == 0:
         write_results(cfg.output_dir, row=cfg.row, profile=cfg.profile, seed=cfg.seed, metrics=metrics,

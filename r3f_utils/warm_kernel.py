@@ -37,16 +37,16 @@ SOCKET_ENV = "R3F_WARM_KERNEL_SOCKET"
 _INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 # run by each forked kernel once its streams are the notebook's (an expression: it defines no name)
 _KERNEL_STARTUP = "__import__('r3f_utils.warm_kernel', fromlist=['_']).rebind_log_streams()"
-# what the notebooks import (matplotlib.pyplot too: importing it does not load a backend, and MPLBACKEND is set the
-# way ipykernel would set it before the kernel's first plot; see :func:`serve`)
-PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas", "sklearn.metrics", "scipy.stats",
-           "matplotlib.pyplot",
-           "r3f_utils.methods.trainers", "r3f_utils.experiments.glue", "r3f_utils.experiments.xnli",
-           "r3f_utils.experiments.summarization", "r3f_utils.experiments.compute_cost",
-           "r3f_utils.experiments.wall_time", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
-           "r3f_utils.results",
-           "trl", "peft", "r3f_utils.methods.sft", "r3f_utils.experiments.sft",  # the sft family
-           "ipykernel.kernelapp", "ipykernel.debugger")
+# What the zygote imports: every family's modules (r3f_utils.families.preload_modules; matplotlib.pyplot too:
+# importing it does not load a backend, and MPLBACKEND is set the way ipykernel would set it before the kernel's
+# first plot; see :func:`serve`). Read from the families' table in the zygote, never in the stand-in (which runs
+# without site-packages).
+
+
+def _preload() -> tuple[str, ...]:
+    from r3f_utils.families import preload_modules
+
+    return preload_modules()
 
 
 def _alive(pid: int) -> bool:
@@ -126,15 +126,16 @@ def rebind_log_streams() -> None:
                 handler.setStream(sys.stderr)
 
 
-def serve(path: str, preload: Sequence[str] = PRELOAD) -> None:
-    """The zygote: import ``preload``, then fork one kernel per request until the parent process exits."""
+def serve(path: str, preload: Sequence[str] | None = None) -> None:
+    """The zygote: import ``preload`` (default: every family's modules), then fork one kernel per request until
+    the parent process exits."""
     import importlib
 
     parent = os.getppid()  # before the imports: the worker may die while they run
     # ipykernel sets this default before a kernel's first plot; matplotlib reads it when imported (here)
     os.environ.setdefault("MPLBACKEND", _INLINE_BACKEND)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # ipykernel.debugger: no frozen-modules notice
-    for name in preload:
+    for name in _preload() if preload is None else preload:
         importlib.import_module(name)
     _build_lazy_tables()
     # the imports left ~500k objects that every full garbage collection in a kernel would scan again (~0.25 s
@@ -185,7 +186,7 @@ def stand_in(argv: Sequence[str]) -> int:
 
 
 @contextlib.contextmanager
-def warm_kernels(preload: Sequence[str] = PRELOAD, timeout_s: float = 300.0) -> Iterator[str]:
+def warm_kernels(preload: Sequence[str] | None = None, timeout_s: float = 300.0) -> Iterator[str]:
     """Start a zygote with this process's environment; yield the kernel name that uses it.
 
     Call it with the environment the kernels should have (the runner's ``_kernel_environment``); keep the
@@ -200,7 +201,7 @@ def warm_kernels(preload: Sequence[str] = PRELOAD, timeout_s: float = 300.0) -> 
         (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
         path = str(Path(tmp) / "zygote.sock")
         zygote = subprocess.Popen([sys.executable, "-m", "r3f_utils.warm_kernel", "--serve", path,
-                                   ",".join(preload)])
+                                   ",".join(_preload() if preload is None else preload)])
         saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", SOCKET_ENV)}
         os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, saved["JUPYTER_PATH"]) if p)
         os.environ[SOCKET_ENV] = path
@@ -221,6 +222,6 @@ def warm_kernels(preload: Sequence[str] = PRELOAD, timeout_s: float = 300.0) -> 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
-        serve(sys.argv[2], [m for m in sys.argv[3].split(",") if m] if len(sys.argv) > 3 else PRELOAD)
+        serve(sys.argv[2], [m for m in sys.argv[3].split(",") if m] if len(sys.argv) > 3 else None)
     else:
         raise SystemExit(stand_in(sys.argv[1:]))

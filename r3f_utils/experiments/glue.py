@@ -29,11 +29,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import datasets
+from pydantic import Field
 from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 from transformers import set_seed as hf_set_seed
 
@@ -41,9 +42,11 @@ from r3f_utils.data.glue import GlueData, get_glue_task, load_glue
 from r3f_utils.experiments import checkpoints
 from r3f_utils.methods.freelb import FreeLBConfig
 from r3f_utils.methods.smart import SMARTConfig
+from r3f_utils.methods.weight_decay import apply_weight_decay_scope
 from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
+from r3f_utils.params import GLUE_METHODS, GlueParams, GlueTraining, resolve
 from r3f_utils.recipes import PAPER_GLUE_HPARAMS  # the reference GLUE table, torch-free for the launchers
 
 __all__ = [
@@ -64,7 +67,6 @@ __all__ = [
     "train_with_resume",
 ]
 
-GLUE_METHODS = ("standard", "std++", "r3f", "r4f", "smart", "freelb")
 # notebook parameter -> SMARTConfig / FreeLBConfig field
 SMART_PARAMETERS = {"smart_lambda": "adv_lambda", "smart_steps": "ascent_steps", "smart_step_size": "step_size",
                     "smart_noise_std": "noise_std", "smart_epsilon": "epsilon", "smart_norm": "norm",
@@ -72,8 +74,6 @@ SMART_PARAMETERS = {"smart_lambda": "adv_lambda", "smart_steps": "ascent_steps",
                     "smart_bregman_mu": "bregman_mu"}
 FREELB_PARAMETERS = {"freelb_steps": "adv_steps", "freelb_lr": "adv_lr", "freelb_init_mag": "init_mag",
                      "freelb_max_norm": "max_norm", "freelb_norm": "norm", "freelb_shared_dropout": "shared_dropout"}
-PROFILES = ("smoke", "cpu", "paper")  # cpu: real pretrained weights (minilm) on a CPU
-NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
 
@@ -81,60 +81,15 @@ PAPER_GLUE_SHARED: dict[str, float] = {"adam_beta1": 0.9, "adam_beta2": 0.98, "a
                                        "warmup_ratio": 0.06, "dropout": 0.1, "weight_decay": 0.01}
 
 
-@dataclass
-class RunConfig:
-    """Every setting of one fine-tuning run (GLUE task or XNLI); field names = notebook parameter names."""
+class RunConfig(GlueTraining):
+    """Every setting of one fine-tuning run (GLUE task or XNLI); field names = notebook parameter names.
 
-    task: str
-    method: str
-    model_name: str
-    learning_rate: float
-    max_updates: int  # the reference table's "Max Updates" (std++ multiplies it by longer_training_factor)
-    batch_size: int
-    seed: int = 0
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.98
-    adam_epsilon: float = 1e-6
-    dropout: float | None = 0.1  # None keeps the pretrained config's dropout
-    eps: float = 1e-5
-    r3f_lambda: float = 1.0
-    noise_type: str = "uniform"
-    r4f_scope: str = "out_proj"
-    r4f_spectral_norm: str = "hook"  # hook (official: torch.nn.utils.spectral_norm) | parametrization (warm-up)
-    longer_training_factor: float = 2.0  # std++ only
-    # SMART (defaults: SMARTConfig's, the official mt-dnn code and the paper's η and ε; the notebooks repeat them)
-    smart_lambda: float = SMARTConfig.adv_lambda
-    smart_steps: int = SMARTConfig.ascent_steps
-    smart_step_size: float = SMARTConfig.step_size
-    smart_noise_std: float = SMARTConfig.noise_std
-    smart_epsilon: float | None = SMARTConfig.epsilon
-    smart_norm: str = SMARTConfig.norm
-    smart_ascent_rule: str = SMARTConfig.ascent_rule
-    smart_site: str = SMARTConfig.site
-    smart_reg_detach: str = SMARTConfig.reg_detach
-    smart_bregman_mu: float = SMARTConfig.bregman_mu
-    # FreeLB (defaults: FreeLBConfig's, the published SST-2 launch script; the notebooks repeat them)
-    freelb_steps: int = FreeLBConfig.adv_steps
-    freelb_lr: float = FreeLBConfig.adv_lr
-    freelb_init_mag: float = FreeLBConfig.init_mag
-    freelb_max_norm: float | None = FreeLBConfig.max_norm
-    freelb_norm: str = FreeLBConfig.norm
-    freelb_shared_dropout: bool = FreeLBConfig.shared_dropout
-    max_length: int = 512  # fairseq --max-positions 512
-    eval_steps: int | None = None  # None = once per epoch of the training data
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
-    data_dir: str | None = None  # None = the Hub; FIXTURES = tests/fixtures/<family>
-    fp16: bool = False
-    bf16: bool = False
-    keep_checkpoints: bool = False
-    report_to: str = "none"  # the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated list
-    output_dir: str = "runs/notebook"
-    profile: str = "smoke"
-    row: str = ""
-    languages: list[str] = field(default_factory=list)  # XNLI only
+    The fields, types, defaults and allowed ranges are :class:`r3f_utils.params.GlueTraining`'s (the GLUE
+    notebook's parameters); a run adds its ``task`` (``"xnli"`` for XNLI) and, for XNLI, its ``languages``.
+    """
+
+    task: str = "rte"
+    languages: list[str] = Field(default_factory=list)  # XNLI only
 
     @property
     def total_updates(self) -> int:
@@ -169,7 +124,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json, including the effective number of updates."""
-        return {**asdict(self), "total_updates": self.total_updates}
+        return {**self.model_dump(), "total_updates": self.total_updates}
 
 
 def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
@@ -187,24 +142,9 @@ def _fixtures(family: str) -> str:
 
 
 def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> RunConfig:
-    """Check every field; raise ValueError naming the parameter, the value and what is allowed."""
+    """Check what the parameter class cannot (the family's methods, fields that exclude each other, the profile's
+    needs, SMART/FreeLB's own validation); raise ValueError naming the parameter, the value and what is allowed."""
     _check(cfg.method in methods, "method", cfg.method, f"choose one of {list(methods)}")
-    _check(cfg.profile in PROFILES, "profile", cfg.profile, f"choose one of {list(PROFILES)}")
-    _check(cfg.noise_type in NOISE_TYPES, "noise_type", cfg.noise_type, f"choose one of {list(NOISE_TYPES)}")
-    for name in ("learning_rate", "eps", "adam_epsilon"):
-        value = getattr(cfg, name)
-        _check(isinstance(value, (int, float)) and value > 0, name, value,
-               "a positive number (YAML: write 1.0e-5, not 1e-5)")
-    for name in ("max_updates", "batch_size", "max_length"):
-        value = getattr(cfg, name)
-        _check(isinstance(value, int) and value > 0, name, value, "a positive integer")
-    for name in ("eval_steps", "max_train_samples", "max_eval_samples"):
-        value = getattr(cfg, name)
-        _check(value is None or (isinstance(value, int) and value > 0), name, value, "None or a positive integer")
-    _check(0 <= cfg.warmup_ratio < 1, "warmup_ratio", cfg.warmup_ratio, "a fraction in [0, 1)")
-    _check(cfg.r3f_lambda >= 0, "r3f_lambda", cfg.r3f_lambda, "a non-negative number")
-    _check(cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout", cfg.dropout, "None or a fraction in [0, 1)")
-    _check(cfg.longer_training_factor >= 1, "longer_training_factor", cfg.longer_training_factor, "a number >= 1")
     _check(not (cfg.fp16 and cfg.bf16), "fp16", cfg.fp16, "fp16 and bf16 exclude each other")
     for method, build, names in (("smart", cfg.smart_config, SMART_PARAMETERS),
                                  ("freelb", cfg.freelb_config, FREELB_PARAMETERS)):
@@ -229,21 +169,30 @@ def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> R
 
 
 def resolve_glue_config(**params: Any) -> RunConfig:
-    """Build and validate the :class:`RunConfig` of a GLUE run from the notebook's parameters.
+    """Build and validate the :class:`RunConfig` of a GLUE run from the notebook's parameters
+    (:class:`r3f_utils.params.GlueParams`; missing ones take its defaults).
 
     Unknown parameter names raise TypeError naming them (papermill itself only warns).
     """
-    known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TypeError(f"unknown GLUE parameter(s) {unknown}; known: {sorted(known)}")
-    params.setdefault("output_dir", None)
-    if params["output_dir"] is None:  # a fresh folder for interactive runs (results.json is written once)
+    checked = resolve(GlueParams, params).to_params()
+    if checked["output_dir"] is None:  # a fresh folder for interactive runs (results.json is written once)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        params["output_dir"] = f"runs/notebook/{params.get('task')}-{params.get('method')}-{stamp}"
-    cfg = RunConfig(**params)
+        checked["output_dir"] = f"runs/notebook/{checked['task']}-{checked['method']}-{stamp}"
+    cfg = RunConfig.model_construct(**checked)
     cfg.task = get_glue_task(cfg.task).name
     return validate_config(cfg, methods=GLUE_METHODS, family="glue")
+
+
+def run(params: dict[str, Any]) -> tuple[RunConfig, dict[str, float], dict[str, Any]]:
+    """The notebook's steps in one call (``python -m r3f_utils train glue``): ``(cfg, metrics, extra)``."""
+    cfg = resolve_glue_config(**params)
+    data = load_glue_data(cfg)
+    model, tokenizer = build_glue_model(cfg, data.task.num_labels, data.texts())
+    tokenized = tokenize_glue(data, tokenizer, cfg)
+    trainer = build_glue_trainer(cfg, model, tokenizer, data, tokenized)
+    train_summary = train_with_resume(trainer, cfg)
+    metrics = evaluate_glue(trainer, data, tokenized)
+    return cfg, metrics, run_extra(cfg, model, train_summary)
 
 
 def load_glue_data(cfg: RunConfig) -> GlueData:
@@ -262,7 +211,8 @@ def build_glue_model(
     configure_threads(cfg.model_name)  # tiny smoke models: one thread, machine-independent values
     hf_set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg.model_name, head="classification", num_labels=num_labels,
-                                                texts=texts, seed=cfg.seed, dropout=cfg.dropout)
+                                                texts=texts, seed=cfg.seed, dropout=cfg.dropout,
+                                                head_dropout=cfg.head_dropout)
     if cfg.method == "r4f":
         from r3f_utils import apply_r4f
 
@@ -333,14 +283,14 @@ def build_trainer(
     if cfg.method == "smart":
         from r3f_utils.methods.smart import SMARTTrainer
 
-        return SMARTTrainer(smart=cfg.smart_config(), **kwargs)
+        return apply_weight_decay_scope(SMARTTrainer(smart=cfg.smart_config(), **kwargs), cfg.weight_decay_scope)
     if cfg.method == "freelb":
         from r3f_utils.methods.freelb import FreeLBTrainer
 
-        return FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs)
+        return apply_weight_decay_scope(FreeLBTrainer(freelb=cfg.freelb_config(), **kwargs), cfg.weight_decay_scope)
     from r3f_utils.methods.trainers import R3FTrainer
 
-    return R3FTrainer(r3f=cfg.r3f_config(), **kwargs)
+    return apply_weight_decay_scope(R3FTrainer(r3f=cfg.r3f_config(), **kwargs), cfg.weight_decay_scope)
 
 
 def build_glue_trainer(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r3f_utils.atomic import atomic_write_text
 from r3f_utils.data.glue import GlueData, get_glue_task
 from r3f_utils.experiments import glue
 from r3f_utils.methods.probing import ProbeConfig, encoder_of, probe_encoder
-from r3f_utils.registry import PROBE_MAX_CYCLES
+from r3f_utils.params import PAPER_CHAIN, PAPER_PROBE_TASKS, PROBE_MAX_CYCLES, ProbingParams, resolve
 
 __all__ = [
     "PAPER_CHAIN",
@@ -53,18 +52,15 @@ __all__ = [
 ]
 
 STUDIES = ("generalization", "degradation", "retention")
-PAPER_PROBE_TASKS = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola")  # "six other GLUE tasks" (by elimination)
-PAPER_CHAIN = ("sst2", "qnli", "qqp", "rte")
 MAX_CYCLES = PROBE_MAX_CYCLES  # retention metric names exist for cycles 1..MAX_CYCLES
 # notebook parameters of the probing study itself; every other one is a GLUE fine-tuning parameter
 _PROBE_PARAMS = {
     "probe_head": "head", "probe_pooling": "pooling", "probe_learning_rate": "learning_rate",
     "probe_epochs": "epochs", "probe_batch_size": "batch_size", "probe_weight_decay": "weight_decay",
-    "probe_max_train_samples": "max_train_samples",
+    "probe_max_train_samples": "max_train_samples", "probe_standardize": "standardize",
+    "probe_learning_rate_grid": "learning_rate_grid", "probe_holdout_fraction": "holdout_fraction",
 }
-_STUDY_PARAMS = ("experiment", "source_task", "probe_tasks", "chain", "cycles")
 _PER_TASK = ("learning_rate", "max_updates", "batch_size")  # None: the task's value in the reference table
-_RUN_IDENTITY = ("task", "output_dir", "seed", "profile", "row")
 
 
 @dataclass
@@ -110,15 +106,12 @@ def _task_names(value: Any, name: str) -> tuple[str, ...]:
 def resolve_probing_config(**params: Any) -> ProbingConfig:
     """Build and validate a :class:`ProbingConfig` from the notebook's parameters.
 
-    Unknown names raise TypeError naming them; bad values raise ValueError naming the parameter, the value
-    and what is allowed. Every stage's GLUE config is resolved here too, so a bad fine-tuning parameter stops
-    the run before anything trains.
+    The parameters are :class:`r3f_utils.params.ProbingParams` (missing ones take its defaults). Unknown names
+    raise TypeError naming them; bad values raise ValueError naming the parameter, the value and what is allowed.
+    Every stage's GLUE config is resolved here too, so a bad fine-tuning parameter stops the run before anything
+    trains.
     """
-    stage_known = {f.name for f in fields(glue.RunConfig)} - {"task"}
-    known = set(_STUDY_PARAMS) | set(_PROBE_PARAMS) | stage_known
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TypeError(f"unknown probing parameter(s) {unknown}; known: {sorted(known)}")
+    params = resolve(ProbingParams, params).to_params()
     experiment = params.pop("experiment", None)
     if experiment not in STUDIES:
         raise ValueError(f"parameter experiment={experiment!r} is invalid: choose one of {list(STUDIES)}")
@@ -204,11 +197,8 @@ class StudyOutcome:
 
 
 def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, allow_nan=False)
-    os.replace(tmp, path)  # atomic: a stage is done exactly when its stage.json exists
+    # atomic: a stage is done exactly when its stage.json exists
+    atomic_write_text(path, json.dumps(payload, indent=2, allow_nan=False))
 
 
 def _encoder_file(cfg: ProbingConfig, stage: Stage) -> Path:
@@ -262,7 +252,8 @@ def run_study(cfg: ProbingConfig, log: Callable[[str], None] = print) -> StudyOu
                                    num_labels=spec.num_labels, metrics=[spec.best_metric], cfg=cfg.probe)
             probes[name] = {"task": probe_task, "metric": spec.best_metric, "value": result.metrics[spec.best_metric],
                             "majority": result.majority, "num_train": result.num_train, "num_eval": result.num_eval,
-                            "final_train_loss": result.train_losses[-1], "seconds": result.seconds}
+                            "final_train_loss": result.train_losses[-1], "seconds": result.seconds,
+                            "learning_rate": result.learning_rate, "selection": result.selection}
         record = {"index": stage.index, "cycle": stage.cycle, "task": stage.task, "dev": dev,
                   "train": {k2: summary.get(k2) for k2 in ("global_step", "best_checkpoint", "seconds",
                                                           "last_train_loss", "resumed_from")},

@@ -83,13 +83,13 @@ def plot_study(study: str, order: Sequence[Sequence[str]], runs: Sequence[Run], 
 def batch_runs(output_dir: str | Path, study: str, profile: str) -> list[tuple[Path, Run]]:
     """Finished runs of ``study`` in ``profile`` in the runner batch that holds ``output_dir``
     (``<batch>/<experiment>/seed-<k>/results.json``), other than ``output_dir`` itself."""
-    from r3f_utils.results import RESULTS_FILENAME, ResultsError, read_results
+    from r3f_utils.layout import RESULTS_FILENAME, batch_folder, run_dirs
+    from r3f_utils.results import ResultsError, read_results
 
     run_dir = Path(output_dir).resolve()
-    batch = run_dir.parent.parent
     found: list[tuple[Path, Run]] = []
-    for path in sorted(batch.glob(f"*/seed-*/{RESULTS_FILENAME}")):
-        if path.parent == run_dir:
+    for path in [d / RESULTS_FILENAME for d in run_dirs(batch_folder(run_dir))]:
+        if path.parent == run_dir or not path.is_file():
             continue
         try:
             (record,) = read_results(path)

@@ -17,7 +17,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,11 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers import set_seed as hf_set_seed
 
+from r3f_utils.data.sft import SFT_DATASETS, SFTDataset
 from r3f_utils.experiments import checkpoints
 from r3f_utils.models import configure_threads
 from r3f_utils.package_data import fixtures_dir
+from r3f_utils.params import SftParams, resolve
 from r3f_utils.tiny_models import TINY_ARCHITECTURES, build_tiny_model
 
 __all__ = [
@@ -57,21 +59,6 @@ FINETUNING = ("lora", "full")
 PROFILES = ("smoke", "cpu", "paper")
 FIXTURES = "fixtures"  # data_dir value meaning tests/fixtures/sft of this repository
 
-
-@dataclass(frozen=True)
-class SFTDataset:
-    """An instruction set on the Hub: its id and which fields hold the instruction, the optional input, the answer."""
-
-    hub_id: str
-    instruction: str
-    input: str
-    output: str
-
-
-SFT_DATASETS: dict[str, SFTDataset] = {
-    "alpaca_cleaned": SFTDataset("yahma/alpaca-cleaned", "instruction", "input", "output"),
-    "dolly": SFTDataset("databricks/databricks-dolly-15k", "instruction", "context", "response"),
-}
 
 # the Alpaca prompt (Taori et al. 2023), used for both datasets; the answer is the completion (+ EOS, by TRL)
 _PROMPT_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
@@ -169,7 +156,7 @@ def _validate(cfg: SFTRunConfig) -> SFTRunConfig:
     for name in ("learning_rate", "eps", "neftune_alpha"):
         value = getattr(cfg, name)
         _check(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0, name, value,
-               "a positive number (YAML: write 1.0e-5, not 1e-5)")
+               "a positive number")
     for name in ("max_updates", "batch_size", "gradient_accumulation_steps", "eval_batch_size", "max_length",
                  "lora_r", "test_size", "validation_size", "generation_samples", "max_new_tokens"):
         value = getattr(cfg, name)
@@ -199,12 +186,11 @@ def _validate(cfg: SFTRunConfig) -> SFTRunConfig:
 def resolve_sft_config(**params: Any) -> SFTRunConfig:
     """Build and validate the run's :class:`SFTRunConfig` from the notebook's parameters.
 
-    Unknown names raise TypeError (papermill only warns); invalid values raise ValueError naming them.
+    Unknown names raise TypeError (papermill only warns); invalid values raise ValueError naming them. Parameters
+    not given take :class:`SFTRunConfig`'s defaults (the notebook's, :class:`r3f_utils.params.SftParams`, are the
+    smoke profile's).
     """
-    known = {f.name for f in fields(SFTRunConfig)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TypeError(f"unknown sft parameter(s) {unknown}; known: {sorted(known)}")
+    resolve(SftParams, params)  # names and types: the notebook's parameters (r3f_utils.params.SftParams)
     if params.get("output_dir") is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         params["output_dir"] = f"runs/notebook/sft-{params.get('finetuning')}-{params.get('method')}-{stamp}"
@@ -431,3 +417,16 @@ def run_extra(cfg: SFTRunConfig, data: SFTData, train_summary: Mapping[str, Any]
 def remove_checkpoints(cfg: SFTRunConfig) -> None:
     """Delete the checkpoints (and a smoke model's initial copy, kept among them) once the results are written."""
     checkpoints.remove_checkpoints(cfg.checkpoint_dir, keep=cfg.keep_checkpoints)
+
+
+def run(params: dict[str, Any]) -> tuple[SFTRunConfig, dict[str, float], dict[str, Any]]:
+    """The notebook's steps in one call (``python -m r3f_utils train sft``): ``(cfg, metrics, extra)``."""
+    cfg = resolve_sft_config(**params)
+    data = load_sft_data(cfg)
+    model, tokenizer = build_sft_model(cfg, data.texts())
+    trainer = build_sft_trainer(cfg, model, tokenizer, data)
+    train_summary = train_with_resume(trainer, cfg)
+    metrics = evaluate_heldout(trainer, data, cfg)
+    predictions = generate_completions(trainer, data, cfg)
+    metrics.update(score_generations(predictions, data))
+    return cfg, metrics, run_extra(cfg, data, train_summary, predictions)

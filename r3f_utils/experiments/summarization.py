@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from r3f_utils.experiments import checkpoints
 from r3f_utils.methods.collators import FairseqSeq2SeqCollator
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
+from r3f_utils.params import FIXTURES, SummarizationParams, resolve
 from r3f_utils.rouge import ROUGE_TYPES, compute_rouge
 
 __all__ = [
@@ -62,9 +63,6 @@ __all__ = [
 ]
 
 SUMMARIZATION_METHODS = ("standard", "r3f")
-PROFILES = ("smoke", "cpu", "paper")  # the cpu profile has no summarization rows yet
-NOISE_TYPES = ("uniform", "normal")
-FIXTURES = "fixtures"  # data_dir value meaning tests/fixtures/summarization of this repository
 
 # Decoding per dataset, used for every decoding parameter left at None. Lengths count generated BPE tokens
 # as fairseq's --min-len/--max-len-b do (see generation_kwargs).
@@ -90,49 +88,9 @@ DECODING: dict[str, dict[str, float | int]] = {
 }
 
 
-@dataclass
-class SummarizationConfig:
-    """Every setting of one Table 4 run; field names = notebook parameter names = registry parameter names."""
-
-    dataset: str
-    method: str
-    model_name: str
-    learning_rate: float
-    max_updates: int
-    warmup_updates: int
-    label_smoothing: float = 0.1
-    max_source_length: int = 1024  # BART: --truncate-source at 1024 positions
-    max_target_length: int = 1024  # fairseq does not truncate targets (1024 positions)
-    eps: float = 1e-5
-    r3f_lambda: float = 1.0
-    noise_type: str = "normal"  # label_smoothed_cross_entropy_r3f's default
-    num_beams: int | None = None  # None: DECODING[dataset]
-    length_penalty: float | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    no_repeat_ngram_size: int | None = None
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    eval_batch_size: int = 32
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 0.1  # fairseq --clip-norm 0.1
-    eval_steps: int | None = None  # validation loss + checkpoint every N updates; None = once per epoch
-    eval_split: str = "test"
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None  # first N of the validation and of the decoded split
-    reddit_split_seed: int = 0
-    data_dir: str | None = None  # None = the Hub; FIXTURES = tests/fixtures/summarization; else <dir>/<dataset>/
-    fp16: bool = False
-    bf16: bool = False
-    keep_checkpoints: bool = False
-    report_to: str = "none"  # the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated list
-    seed: int = 0
-    output_dir: str = "runs/notebook"
-    profile: str = "smoke"
-    row: str = ""
+class SummarizationConfig(SummarizationParams):
+    """Every setting of one Table 4 run; the fields are :class:`r3f_utils.params.SummarizationParams`' (field
+    names = notebook parameter names = registry parameter names)."""
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -159,7 +117,7 @@ class SummarizationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json, with the decoding settings actually used."""
-        return {**asdict(self), **self.decoding(), "rouge_l": "rougeLsum (summary-level, one sentence per line)"}
+        return {**self.model_dump(), **self.decoding(), "rouge_l": "rougeLsum (summary-level, one sentence per line)"}
 
 
 def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
@@ -168,43 +126,13 @@ def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
 
 
 def _validate(cfg: SummarizationConfig) -> SummarizationConfig:
+    """What the parameter class cannot check alone: fields that depend on each other, the profile's needs."""
     _check(
-        cfg.dataset in SUMMARIZATION_DATASETS, "dataset", cfg.dataset, f"choose one of {sorted(SUMMARIZATION_DATASETS)}"
-    )
-    _check(cfg.method in SUMMARIZATION_METHODS, "method", cfg.method, f"choose one of {list(SUMMARIZATION_METHODS)}")
-    _check(cfg.profile in PROFILES, "profile", cfg.profile, f"choose one of {list(PROFILES)}")
-    _check(cfg.noise_type in NOISE_TYPES, "noise_type", cfg.noise_type, f"choose one of {list(NOISE_TYPES)}")
-    _check(cfg.eval_split in ("validation", "test"), "eval_split", cfg.eval_split, "'validation' or 'test'")
-    for name in ("learning_rate", "eps", "adam_epsilon"):
-        value = getattr(cfg, name)
-        _check(
-            isinstance(value, (int, float)) and value > 0,
-            name,
-            value,
-            "a positive number (YAML: write 1.0e-5, not 1e-5)",
-        )
-    for name in (
-        "max_updates",
-        "batch_size",
-        "gradient_accumulation_steps",
-        "eval_batch_size",
-        "max_source_length",
-        "max_target_length",
-    ):
-        value = getattr(cfg, name)
-        _check(isinstance(value, int) and value > 0, name, value, "a positive integer")
-    _check(
-        isinstance(cfg.warmup_updates, int) and 0 <= cfg.warmup_updates <= cfg.max_updates,
+        cfg.warmup_updates <= cfg.max_updates,
         "warmup_updates",
         cfg.warmup_updates,
         f"an integer in [0, max_updates={cfg.max_updates}]",
     )
-    for name in ("eval_steps", "max_train_samples", "max_eval_samples", "num_beams", "max_length"):
-        value = getattr(cfg, name)
-        _check(value is None or (isinstance(value, int) and value > 0), name, value, "None or a positive integer")
-    for name in ("min_length", "no_repeat_ngram_size"):
-        value = getattr(cfg, name)
-        _check(value is None or (isinstance(value, int) and value >= 0), name, value, "None or an integer >= 0")
     decoding = cfg.decoding()
     _check(
         decoding["min_length"] <= decoding["max_length"],
@@ -212,8 +140,6 @@ def _validate(cfg: SummarizationConfig) -> SummarizationConfig:
         decoding["min_length"],
         f"at most max_length={decoding['max_length']}",
     )
-    _check(0 <= cfg.label_smoothing < 1, "label_smoothing", cfg.label_smoothing, "a fraction in [0, 1)")
-    _check(cfg.r3f_lambda >= 0, "r3f_lambda", cfg.r3f_lambda, "a non-negative number")
     _check(not (cfg.fp16 and cfg.bf16), "fp16", cfg.fp16, "fp16 and bf16 exclude each other")
     if cfg.profile == "paper":
         _check(
@@ -242,16 +168,14 @@ def _validate(cfg: SummarizationConfig) -> SummarizationConfig:
 def resolve_summarization_config(**params: Any) -> SummarizationConfig:
     """Build and validate the run's :class:`SummarizationConfig` from the notebook's parameters.
 
-    Unknown names raise TypeError (papermill only warns); invalid values raise ValueError naming them.
+    The parameters are :class:`r3f_utils.params.SummarizationParams` (missing ones take its defaults). Unknown
+    names raise TypeError (papermill only warns); invalid values raise ValueError naming them.
     """
-    known = {f.name for f in fields(SummarizationConfig)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TypeError(f"unknown summarization parameter(s) {unknown}; known: {sorted(known)}")
+    params = resolve(SummarizationParams, params).to_params()
     if params.get("output_dir") is None:  # a fresh folder for interactive runs (results.json is written once)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         params["output_dir"] = f"runs/notebook/{params.get('dataset')}-{params.get('method')}-{stamp}"
-    return _validate(SummarizationConfig(**params))
+    return _validate(SummarizationConfig.model_construct(**params))
 
 
 @dataclass
@@ -452,3 +376,16 @@ def show_examples(data: SummarizationData, predictions: Sequence[str], n: int = 
 def remove_checkpoints(cfg: SummarizationConfig) -> None:
     """Delete ``cfg.checkpoint_dir`` once the results are written, unless ``keep_checkpoints``."""
     checkpoints.remove_checkpoints(cfg.checkpoint_dir, keep=cfg.keep_checkpoints)
+
+
+def run(params: dict[str, Any]) -> tuple[SummarizationConfig, dict[str, float], dict[str, Any]]:
+    """The notebook's steps in one call (``python -m r3f_utils train summarization``): ``(cfg, metrics, extra)``."""
+    cfg = resolve_summarization_config(**params)
+    data = load_summarization_data(cfg)
+    model, tokenizer = build_summarization_model(cfg, data.texts())
+    tokenized = tokenize_summarization(data, tokenizer, cfg)
+    trainer = build_summarization_trainer(cfg, model, tokenizer, tokenized)
+    train_summary = train_with_resume(trainer, cfg)
+    predictions = generate_summaries(trainer, tokenized, cfg)
+    metrics = score_summaries(predictions, data)
+    return cfg, metrics, run_extra(cfg, data, train_summary, predictions)

@@ -12,11 +12,10 @@ clock survives a resume: it is saved beside every checkpoint (``wall_time.json``
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from r3f_utils.atomic import atomic_write_bytes, atomic_write_text
 from r3f_utils.results import read_results
 
 __all__ = ["METHOD_ORDER", "WallTimeCallback", "collect_wall_times", "plot_wall_time", "wall_time_metrics"]
@@ -67,12 +67,8 @@ class WallTimeCallback(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.state_dir is None:
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         payload = {"train_seconds": self.train_seconds, "steps": self.steps, "at_eval": self.at_eval}
-        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".wall_time-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, self.state_dir / STATE_FILE)
+        atomic_write_text(self.state_dir / STATE_FILE, json.dumps(payload))
 
 
 def _best_step(best_checkpoint: str | None) -> int | None:
@@ -139,9 +135,7 @@ def plot_wall_time(batch_dir: str | Path, path: str | Path | None = None, *, tit
     right.set_title("seconds per epoch")
     fig.tight_layout()
     out = Path(path) if path is not None else Path(batch_dir) / "fig1_wall_time.png"
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".fig1-", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return atomic_write_bytes(out, buffer.getvalue())

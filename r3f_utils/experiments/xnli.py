@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
-from r3f_utils.data.xnli import XNLI_LANGUAGES, XNLI_NUM_LABELS, XNLI_TEXT_KEYS, XnliData, check_languages, load_xnli
+from r3f_utils.data.xnli import XNLI_NUM_LABELS, XNLI_TEXT_KEYS, XnliData, check_languages, load_xnli
 from r3f_utils.experiments.glue import (
     RunConfig,
     build_glue_model,
@@ -29,6 +28,7 @@ from r3f_utils.experiments.glue import (
     validate_config,
 )
 from r3f_utils.metrics import mean
+from r3f_utils.params import XnliParams, resolve
 
 __all__ = [
     "XNLI_METHODS",
@@ -44,20 +44,28 @@ __all__ = [
 ]
 
 XNLI_METHODS = ("standard", "r3f", "r4f")  # Table 3 has no STD++ row
-_NOT_XNLI = {"task", "longer_training_factor"}  # RunConfig fields that make no sense for XNLI
 
 
 def resolve_xnli_config(**params: Any) -> RunConfig:
-    """Build and validate the :class:`RunConfig` of an XNLI run (``task="xnli"``) from the notebook's parameters."""
-    known = {f.name for f in fields(RunConfig)} - _NOT_XNLI
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TypeError(f"unknown XNLI parameter(s) {unknown}; known: {sorted(known)}")
-    params.setdefault("languages", list(XNLI_LANGUAGES))
-    params["languages"] = check_languages(params["languages"])
-    if params.get("output_dir") is None:
-        params["output_dir"] = f"runs/notebook/xnli-{params.get('method')}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return validate_config(RunConfig(task="xnli", **params), methods=XNLI_METHODS, family="xnli")
+    """Build and validate the :class:`RunConfig` of an XNLI run (``task="xnli"``) from the notebook's parameters
+    (:class:`r3f_utils.params.XnliParams`; missing ones take its defaults)."""
+    checked = resolve(XnliParams, params).to_params()
+    checked["languages"] = check_languages(checked["languages"])
+    if checked["output_dir"] is None:
+        checked["output_dir"] = f"runs/notebook/xnli-{checked['method']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return validate_config(RunConfig.model_construct(task="xnli", **checked), methods=XNLI_METHODS, family="xnli")
+
+
+def run(params: dict[str, Any]) -> tuple[RunConfig, dict[str, float], dict[str, Any]]:
+    """The notebook's steps in one call (``python -m r3f_utils train xnli``): ``(cfg, metrics, extra)``."""
+    cfg = resolve_xnli_config(**params)
+    data = load_xnli_data(cfg)
+    model, tokenizer = build_xnli_model(cfg, data)
+    tokenized = tokenize_xnli(data, tokenizer, cfg)
+    trainer = build_xnli_trainer(cfg, model, tokenizer, tokenized)
+    train_summary = train_with_resume(trainer, cfg)
+    metrics = evaluate_xnli(trainer, tokenized)
+    return cfg, metrics, run_extra(cfg, model, train_summary)
 
 
 def load_xnli_data(cfg: RunConfig) -> XnliData:

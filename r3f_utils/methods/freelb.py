@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer
 
+from r3f_utils.methods.ddp import ddp_loss_scale, rank_noise_generator
+from r3f_utils.methods.guards import check_finite_loss
 from r3f_utils.methods.heads import check_method_config, is_regression_head, loss_denominator
 from r3f_utils.methods.noise import check_perturbation_site, perturbation_module, perturbed_input_embeddings
 
@@ -82,10 +84,14 @@ class FreeLBConfig:
             raise ValueError(f"{owner}.shared_dropout must be True or False, got {self.shared_dropout!r}")
 
 
-def freelb_initial_delta(mask: torch.Tensor, dim: int, config: FreeLBConfig) -> torch.Tensor:
-    """δ₀ of shape ``mask.shape + (dim,)`` (float32): zero at padding (``mask`` 0), see the module docstring."""
+def freelb_initial_delta(mask: torch.Tensor, dim: int, config: FreeLBConfig,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """δ₀ of shape ``mask.shape + (dim,)`` (float32): zero at padding (``mask`` 0), see the module docstring.
+
+    ``generator``: draw from it instead of the global RNG (the trainer gives each DDP rank its own).
+    """
     mask = mask.float().unsqueeze(-1)
-    noise = torch.empty(*mask.shape[:-1], dim, device=mask.device).uniform_(-1, 1) * mask
+    noise = torch.empty(*mask.shape[:-1], dim, device=mask.device).uniform_(-1, 1, generator=generator) * mask
     if config.norm == "linf":
         return noise * config.init_mag
     lengths = mask.sum(dim=(1, 2)).clamp_min(1).view(-1, 1, 1)
@@ -152,6 +158,7 @@ class FreeLBTrainer(Trainer):
         self.freelb = freelb
         self._delta_norms: list[float] = []
         if freelb is None:
+            self.model_accepts_loss_kwargs = False  # the plain Trainer on a mean loss (see R3FTrainer(r3f=None))
             return
         check_perturbation_site(self.model, "word_embeddings", "FreeLB")
 
@@ -169,6 +176,7 @@ class FreeLBTrainer(Trainer):
         regression = is_regression_head(unwrapped, "FreeLB")
         denominator = loss_denominator(self, num_items_in_batch)
         scale = 1.0 if denominator is not None else 1.0 / self.current_gradient_accumulation_steps
+        scale *= ddp_loss_scale(self, denominator is not None)  # DDP averages ranks; num_items counts all of them
         denominator = labels.size(0) if denominator is None else denominator
         ids = inputs.get("input_ids")
         if ids is None:
@@ -176,7 +184,8 @@ class FreeLBTrainer(Trainer):
         mask = inputs.get("attention_mask", torch.ones_like(ids))
         embeddings, _, _ = perturbation_module(unwrapped, "word_embeddings")
         dim = getattr(embeddings, "embedding_dim", None) or embeddings.weight.shape[-1]
-        delta = freelb_initial_delta(mask, dim, cfg)  # drawn before the RNG state is saved
+        # drawn before the RNG state is saved; under DDP from this rank's own generator
+        delta = freelb_initial_delta(mask, dim, cfg, rank_noise_generator(self, labels.device))
         total = torch.zeros((), device=labels.device)
         with replayed_rng(cfg.shared_dropout, labels.device) as replay:
             for step in range(cfg.adv_steps + 1):
@@ -186,6 +195,7 @@ class FreeLBTrainer(Trainer):
                 with self.compute_loss_context_manager(), perturbed_input_embeddings(unwrapped, delta):
                     logits = model(**inputs).logits
                 loss = task_loss_sum(logits, labels, regression) / denominator * (scale / (cfg.adv_steps + 1))
+                check_finite_loss(self.state.global_step + 1, loss, ascent_pass=step)
                 self.accelerator.backward(loss)
                 total += loss.detach()
                 if step < cfg.adv_steps:

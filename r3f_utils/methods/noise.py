@@ -175,8 +175,9 @@ def neftune_noise(
     """NEFTune's noise (Jain et al. 2023) for ``(B, T, d)`` embeddings: U(-1, 1) x ``alpha / sqrt(L * d)``.
 
     With ``attention_mask`` (B x T, 1 = real token), ``L`` is each sequence's own number of real tokens and the
-    padded positions stay clean: NEFTune's Algorithm 1 and its authors' training code. Without it, ``L`` is the
-    padded length ``T`` and every position is noised: the ``neftune_noise_alpha`` hook of transformers/TRL. The
+    padded positions stay clean: NEFTune's Algorithm 1 (L = the sequence length) as its authors' training script
+    applies it to padded batches. Without it, ``L`` is the padded length ``T`` and every position is noised: the
+    ``neftune_noise_alpha`` hook of transformers/TRL and the drop-in ``NEFTune()`` of the authors' README. The
     uniform draw goes through :func:`sample_noise`, so a test can replace the sampler for every noise type.
     """
     if like.dim() != 3:

@@ -16,6 +16,13 @@ Because the encoder is frozen and dropout is off, its features are a fixed funct
 computed once (:func:`extract_features`) and the probe is fit on the cache with its own short training loop
 (:func:`fit_probe`). That is exactly equivalent to training the probe on top of the frozen model, and much
 cheaper. The encoder's parameters are never touched (a test checks they are bit-identical afterwards).
+
+So that feature *scale* cannot pass for feature *quality* (R4F's spectral norm and the other methods leave
+features of different magnitudes, and one fixed learning rate suits some scales better than others), the
+features are standardised with the mean and standard deviation of the probe's training split
+(``standardize``), and the probe's learning rate is chosen from ``learning_rate_grid`` on a held-out part of the
+probe's training data (``holdout_fraction``), never on the reported dev split
+(:func:`select_learning_rate`); the probe is then refit on the whole training split with the chosen rate.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ __all__ = [
     "frozen",
     "majority_baseline",
     "probe_encoder",
+    "select_learning_rate",
+    "standardizer",
 ]
 
 PROBE_HEADS = ("linear", "full_head")
@@ -66,6 +75,9 @@ class ProbeConfig:
     max_train_samples: int | None = None  # keep the first N training examples of the probed task
     bf16: bool = False  # run the frozen encoder under bf16 autocast on a GPU (features are stored in float32)
     seed: int = 0
+    standardize: bool = True  # z-score the features with the probe's training split (fit on the fit part only)
+    learning_rate_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2)  # chosen on held-out training data; () = learning_rate
+    holdout_fraction: float = 0.2  # share of the probe's training split held out to choose the learning rate
 
     def __post_init__(self) -> None:
         def check(ok: bool, name: str, allowed: str) -> None:
@@ -88,6 +100,14 @@ class ProbeConfig:
                   "a number")
         check(self.weight_decay >= 0, "weight_decay", "a non-negative number")
         check(0 <= self.dropout < 1, "dropout", "a fraction in [0, 1)")
+        check(isinstance(self.standardize, bool), "standardize", "True or False")
+        grid = self.learning_rate_grid
+        check(isinstance(grid, (tuple, list)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in grid),
+            "learning_rate_grid", "a list of positive numbers (empty: no selection, use learning_rate)")
+        object.__setattr__(self, "learning_rate_grid", tuple(float(v) for v in grid))
+        check(isinstance(self.holdout_fraction, (int, float)) and 0 < self.holdout_fraction < 1,
+              "holdout_fraction", "a fraction in (0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings for results.json."""
@@ -216,6 +236,59 @@ def fit_probe(
     return losses
 
 
+def standardizer(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, std)`` per feature of ``features`` (population std, floored at 1e-6 for constant features)."""
+    return features.mean(0), features.std(0, unbiased=False).clamp_min(1e-6)
+
+
+def _scaled(features: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    return features if stats is None else (features - stats[0]) / stats[1]
+
+
+def _score(probe: nn.Module, features: torch.Tensor, labels: torch.Tensor, metric: str) -> float:
+    from r3f_utils.metrics import compute_metrics_for, predictions_from_logits
+
+    with torch.no_grad():
+        logits = probe(features).float().cpu().numpy()
+    predictions = predictions_from_logits(logits, regression=_out_features(probe) == 1)
+    value = compute_metrics_for([metric], predictions, labels.cpu().numpy())[metric]
+    return float(value) if math.isfinite(value) else -math.inf
+
+
+def select_learning_rate(features: torch.Tensor, labels: torch.Tensor, num_labels: int, metric: str,
+                         cfg: ProbeConfig) -> tuple[float, dict[str, Any]]:
+    """The probe learning rate of ``cfg.learning_rate_grid`` with the best ``metric`` on a held-out part of the
+    probe's training data (a seeded ``holdout_fraction`` of it; the standardisation is fit on the rest).
+
+    Returns ``(learning rate, record)``; ties go to the first rate of the grid. With fewer than two training
+    examples, or an empty grid, ``cfg.learning_rate`` is kept.
+    """
+    n = len(features)
+    if not cfg.learning_rate_grid or n < 2:
+        return cfg.learning_rate, {"learning_rate": cfg.learning_rate, "grid": list(cfg.learning_rate_grid),
+                                   "selected_on": None}
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
+    held = min(n - 1, max(1, round(cfg.holdout_fraction * n)))
+    fit_idx, hold_idx = order[held:].to(features.device), order[:held].to(features.device)
+    stats = standardizer(features[fit_idx]) if cfg.standardize else None
+    x_fit, x_hold = _scaled(features[fit_idx], stats), _scaled(features[hold_idx], stats)
+    scores: dict[str, float] = {}
+    for lr in cfg.learning_rate_grid:
+        probe = build_probe(cfg, features.shape[1], num_labels)
+        fit_probe(probe, x_fit, labels[fit_idx], _with_lr(cfg, lr))
+        scores[repr(lr)] = 100.0 * _score(probe, x_hold, labels[hold_idx], metric)
+    best = max(cfg.learning_rate_grid, key=lambda lr: (scores[repr(lr)], -cfg.learning_rate_grid.index(lr)))
+    return best, {"learning_rate": best, "grid": list(cfg.learning_rate_grid), "metric": metric,
+                  "holdout_scores": scores, "num_fit": n - held, "num_holdout": held,
+                  "selected_on": "held-out part of the probe's training split"}
+
+
+def _with_lr(cfg: ProbeConfig, lr: float) -> ProbeConfig:
+    from dataclasses import replace
+
+    return replace(cfg, learning_rate=lr)
+
+
 def _out_features(probe: nn.Module) -> int:
     last = [m for m in probe.modules() if isinstance(m, nn.Linear)][-1]
     return last.out_features
@@ -241,6 +314,9 @@ class ProbeResult:
     seconds: float
     config: dict[str, Any] = field(default_factory=dict)
     probe: nn.Module | None = None
+    learning_rate: float | None = None  # the probe learning rate used (chosen on held-out training data)
+    selection: dict[str, Any] = field(default_factory=dict)  # how it was chosen (grid, held-out scores)
+    feature_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) the probe's inputs were scaled by
 
 
 def check_probe_inputs(train: Sequence[Mapping[str, Any]], dev: Sequence[Mapping[str, Any]], *, num_labels: int,
@@ -303,8 +379,11 @@ def probe_encoder(
                                         batch_size=cfg.feature_batch_size, bf16=cfg.bf16)
     x_dev, y_dev = extract_features(encoder, dev, collate, pooling=cfg.pooling,
                                     batch_size=cfg.feature_batch_size, bf16=cfg.bf16)
+    learning_rate, selection = select_learning_rate(x_train, y_train, num_labels, metrics[0], cfg)
+    stats = standardizer(x_train) if cfg.standardize else None  # fit on the probe's training split only
+    x_train, x_dev = _scaled(x_train, stats), _scaled(x_dev, stats)
     probe = build_probe(cfg, x_train.shape[1], num_labels)
-    losses = fit_probe(probe, x_train, y_train, cfg)
+    losses = fit_probe(probe, x_train, y_train, _with_lr(cfg, learning_rate))
     with torch.no_grad():
         logits = probe(x_dev).float().cpu().numpy()
     regression = num_labels == 1
@@ -319,4 +398,7 @@ def probe_encoder(
         seconds=round(time.perf_counter() - start, 3),
         config=cfg.to_dict(),
         probe=probe,
+        learning_rate=learning_rate,
+        selection=selection,
+        feature_stats=stats,
     )

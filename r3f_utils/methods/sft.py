@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 from trl import SFTTrainer
 
@@ -60,7 +61,31 @@ class R3FSFTTrainer(R3FLossMixin, SFTTrainer):
 
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None, **kwargs: Any) -> Any:
-        if self.r3f is not None and model.training:
-            inputs = {**inputs, "use_cache": False}  # as SFTTrainer does (no KV cache while training)
-        return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                    num_items_in_batch=num_items_in_batch, **kwargs)
+        if self.r3f is None or not model.training or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch, **kwargs)
+        inputs = {**inputs, "use_cache": False}  # as SFTTrainer does (no KV cache while training)
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                             num_items_in_batch=num_items_in_batch, **kwargs)
+        self._record_token_metrics(inputs, outputs.logits)
+        return (loss, outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _record_token_metrics(self, inputs: dict[str, Any], logits: torch.Tensor) -> None:
+        """``mean_token_accuracy`` (clean pass) and ``num_tokens``, which SFTTrainer logs for its own loss.
+        (Its ``entropy`` would need one more vocabulary-sized float32 tensor per step: not logged with R3F.)"""
+        metrics = getattr(self, "_metrics", None)
+        if metrics is None or not hasattr(self, "_total_train_tokens"):
+            return  # another TRL version: leave its logs alone
+        shift = inputs.get("shift_labels")
+        targets = inputs["labels"][:, 1:] if shift is None else shift
+        logits = logits[: targets.size(0)]  # pass_mode="concat": the clean half of the doubled batch
+        predicted = logits.argmax(-1) if shift is not None else logits[:, :-1].argmax(-1)
+        mask = targets.ne(-100)
+        gather = self.accelerator.gather_for_metrics
+        valid = gather(mask.sum()).sum()
+        correct = gather((predicted.eq(targets) & mask).sum()).sum()
+        metrics["train"]["mean_token_accuracy"].append((correct / valid).item() if valid > 0 else 0.0)
+        if "attention_mask" in inputs:
+            self._total_train_tokens += int(gather(inputs["attention_mask"].sum()).sum())
+        metrics["train"]["num_tokens"] = [self._total_train_tokens]

@@ -29,15 +29,20 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from r3f_utils.methods.ddp import ddp_loss_scale, rank_noise_generator
+from r3f_utils.methods.guards import check_finite_loss
 from r3f_utils.methods.heads import check_method_config, is_regression_head, loss_denominator
 from r3f_utils.methods.noise import (
     EMBEDDING_SITES,
@@ -142,9 +147,12 @@ class SMARTLoss(NamedTuple):
     bregman: torch.Tensor
 
 
-def initial_noise(like: torch.Tensor, std: float) -> torch.Tensor:
-    """mt-dnn's init: N(0, 1)·std, float32, shape of ``like`` (padding positions included, as at HEAD)."""
-    return torch.randn(like.shape, device=like.device, dtype=torch.float32) * std
+def initial_noise(like: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """mt-dnn's init: N(0, 1)·std, float32, shape of ``like`` (padding positions included, as at HEAD).
+
+    ``generator``: draw from it instead of the global RNG (the trainer gives each DDP rank its own).
+    """
+    return torch.randn(like.shape, device=like.device, dtype=torch.float32, generator=generator) * std
 
 
 def _token_norm(x: torch.Tensor, norm: str) -> torch.Tensor:
@@ -202,13 +210,14 @@ def smoothness_divergence(adv_logits: torch.Tensor, clean_logits: torch.Tensor, 
 
 def smart_adversarial_logits(
     forward: Callable[[torch.Tensor], torch.Tensor], clean_logits: torch.Tensor, like: torch.Tensor,
-    config: SMARTConfig, *, regression: bool = False,
+    config: SMARTConfig, *, regression: bool = False, generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The inner maximisation: K ascent steps on noise (shape of ``like``), then the logits at ``sg(noise)``.
 
-    ``forward(noise)`` runs the model with ``noise`` added at the perturbation site and returns its logits.
+    ``forward(noise)`` runs the model with ``noise`` added at the perturbation site and returns its logits;
+    the initial noise is drawn from ``generator`` (default: the global RNG).
     """
-    noise = initial_noise(like, config.noise_std)
+    noise = initial_noise(like, config.noise_std, generator)
     for _ in range(config.ascent_steps):
         noise.requires_grad_(True)
         loss = ascent_divergence(forward(noise), clean_logits, regression)
@@ -250,12 +259,25 @@ def update_teacher(teacher: nn.Module, model: nn.Module, beta: float) -> None:
             t.copy_(b)
 
 
+TEACHER_FILE = "smart_teacher.pt"  # the EMA teacher's weights, beside the Trainer's files in every checkpoint
+
+
 class _TeacherCallback(TrainerCallback):
     def __init__(self, trainer: SMARTTrainer) -> None:
         self.trainer = trainer
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.trainer._update_teacher(state.global_step, state.max_steps)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Write the teacher into the checkpoint just saved, so that a resumed run continues with it."""
+        teacher = self.trainer._teacher
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if teacher is not None and folder.is_dir() and state.is_world_process_zero:
+            state_dict = {k: v.detach().cpu().clone() for k, v in teacher.state_dict().items()}
+            tmp = folder / f".{TEACHER_FILE}.tmp"
+            torch.save(state_dict, tmp)
+            os.replace(tmp, folder / TEACHER_FILE)
 
 
 class SMARTTrainer(Trainer):
@@ -274,19 +296,51 @@ class SMARTTrainer(Trainer):
         check_method_config(self, smart, SMARTConfig, "SMART", "smart")
         self.smart = smart
         self._teacher: nn.Module | None = None
+        self._teacher_checkpoint: Path | None = None  # the checkpoint a resumed run reads the teacher from
         self._logged: dict[str, list[float]] = {"smart_reg": [], "bregman": []}
         if smart is None:
+            # the plain Trainer: a mean CE from a **kwargs forward must not count as a sum over the step's items
+            # (gradients x world size under DDP, not divided under accumulation); see R3FTrainer(r3f=None)
+            self.model_accepts_loss_kwargs = False
             return
         check_perturbation_site(self.model, smart.site, "SMART")
         if smart.bregman_mu > 0:
             self.add_callback(_TeacherCallback(self))
 
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        """``Trainer.train``; a resumed run (``resume_from_checkpoint``) reloads the EMA teacher saved with it."""
+        self._teacher = None
+        self._teacher_checkpoint = None
+        if resume_from_checkpoint and self.smart is not None and self.smart.bregman_mu > 0:
+            path = (get_last_checkpoint(self.args.output_dir) if resume_from_checkpoint is True
+                    else resume_from_checkpoint)
+            self._teacher_checkpoint = Path(path) if path else None
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _make_teacher(self, model: nn.Module) -> nn.Module:
+        """θ̃: a frozen copy of the model, or the teacher saved with the checkpoint a resumed run starts from."""
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)
+        # the copy would inherit accelerate's autocast wrapper of the student's forward only when the student was
+        # already prepared; drop it: compute_loss runs the teacher under the student's autocast explicitly
+        teacher.__dict__.pop("forward", None)
+        saved = None if self._teacher_checkpoint is None else self._teacher_checkpoint / TEACHER_FILE
+        if saved is not None:
+            if not saved.is_file():
+                raise FileNotFoundError(f"{saved} is missing: the run resumes from {self._teacher_checkpoint}, but "
+                                        "its SMART teacher was not saved with it (a checkpoint of an older version); "
+                                        "restart the run, or set bregman_mu=0")
+            teacher.load_state_dict(torch.load(saved, map_location="cpu", weights_only=True))
+        return teacher
+
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: torch.Tensor | int | None = None, **kwargs: Any
                      ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         if self.smart is None or not model.training or "labels" not in inputs:
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch, **kwargs)
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                       num_items_in_batch=num_items_in_batch, **kwargs)
+            if model.training:
+                check_finite_loss(self.state.global_step + 1, out[0] if return_outputs else out)
+            return out
         smart: SMARTConfig = self.smart
         inputs = dict(inputs)
         labels = inputs.pop("labels")
@@ -296,21 +350,31 @@ class SMARTTrainer(Trainer):
         with transformed_input_embeddings(unwrapped, lambda e: seen.append(e.detach()), site=smart.site):
             outputs = model(**inputs)
         clean = outputs.logits
+        # DDP allows one wrapped forward per backward (see R3FTrainer): the clean call prepared the reducer for
+        # every parameter, the ascent and adversarial passes run the wrapped module directly
+        inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         adv = None
         if smart.adv_lambda > 0:
             def forward(noise: torch.Tensor) -> torch.Tensor:
                 with perturbed_input_embeddings(unwrapped, noise, site=smart.site):
-                    return model(**inputs).logits
+                    return inner(**inputs).logits
 
-            adv = smart_adversarial_logits(forward, clean, seen[0], smart, regression=regression)
+            adv = smart_adversarial_logits(forward, clean, seen[0], smart, regression=regression,
+                                           generator=rank_noise_generator(self, labels.device))
         teacher_logits = None
         if smart.bregman_mu > 0:
             if self._teacher is None:
-                self._teacher = copy.deepcopy(unwrapped).eval().requires_grad_(False)
-            with torch.no_grad():
+                self._teacher = self._make_teacher(unwrapped)
+            with torch.no_grad(), self.accelerator.autocast():  # the student's mixed precision
                 teacher_logits = self._teacher(**inputs).logits
+        num_items = loss_denominator(self, num_items_in_batch)
         result = smart_loss(clean, adv, labels, smart, regression=regression, teacher_logits=teacher_logits,
-                            num_items=loss_denominator(self, num_items_in_batch))
+                            num_items=num_items)
+        check_finite_loss(self.state.global_step + 1, result.loss, task_loss=result.task_loss,
+                          smart_reg=result.smoothness, bregman=result.bregman)
+        scale = ddp_loss_scale(self, num_items is not None)  # DDP averages ranks; num_items counts all of them
+        if scale != 1:
+            result = result._replace(loss=result.loss * scale)
         self._logged["smart_reg"].append(float(result.smoothness))
         self._logged["bregman"].append(float(result.bregman))
         return (result.loss, outputs) if return_outputs else result.loss

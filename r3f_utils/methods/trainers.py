@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import Seq2SeqTrainer, Trainer
 
+from r3f_utils.methods.ddp import rank_noise_generator
 from r3f_utils.methods.guards import check_finite_loss
 from r3f_utils.methods.heads import check_method_config, is_regression_head, loss_denominator
 from r3f_utils.methods.noise import noised_input_embeddings
@@ -76,16 +77,7 @@ class R3FLossMixin:
         rule (seed + update number) makes a resumed run draw what an uninterrupted one would. One process keeps
         the global RNG, so single-device values are unchanged.
         """
-        if self.args.world_size <= 1:  # type: ignore[attr-defined]
-            return None
-        step = self.state.global_step  # type: ignore[attr-defined]
-        if self._noise_generator is None or self._noise_generator[0] != step:
-            import numpy as np
-
-            entropy = [self.args.seed, self.args.process_index, step]  # type: ignore[attr-defined]
-            seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
-            self._noise_generator = (step, torch.Generator(device=device).manual_seed(seed))
-        return self._noise_generator[1]
+        return rank_noise_generator(self, device)
 
     def compute_loss(
         self,

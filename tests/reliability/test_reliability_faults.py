@@ -200,10 +200,11 @@ def test_registry_with_a_bom_reads_as_without(tmp_path) -> None:
 
 
 def test_string_number_parameter_is_refused_with_the_fix(tmp_path, capsys) -> None:
-    """`papermill -r eps 1e-5` / YAML `eps: 1e-5` give the string '1e-5'; the notebook and the runner say so."""
+    """`papermill -r eps 1e-5` / a quoted YAML `eps: '1e-5'` give the string '1e-5'; the notebook and the runner
+    say so (an unquoted YAML 1e-5 is a number: r3f_utils.yaml_io)."""
     from r3f_utils.experiments.glue import resolve_glue_config
 
-    with pytest.raises(ValueError, match=r"parameter eps='1e-5' is invalid: a positive number \(YAML: write 1.0e-5"):
+    with pytest.raises(ValueError, match=r"parameter eps='1e-5' is invalid: a positive number \(a string is not"):
         resolve_glue_config(task="rte", method="r3f", profile="smoke", eps="1e-5", output_dir=str(tmp_path),
                             model_name="tiny-roberta", learning_rate=1e-3, max_updates=10, batch_size=8)
     registry = _copy_toy(tmp_path)

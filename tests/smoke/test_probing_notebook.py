@@ -53,6 +53,10 @@ def test_probing_notebook_generalization_smoke(batch) -> None:
     stage = record.extra["stages"][0]
     assert stage["task"] == "sst2" and [p["task"] for p in stage["probes"].values()] == list(
         record.parameters["probe_tasks"])
+    for probe in stage["probes"].values():  # issue 18: the probe learning rate chosen on held-out training data
+        assert tuple(probe["selection"]["grid"]) == (1e-4, 1e-3, 1e-2)
+        assert probe["learning_rate"] in probe["selection"]["grid"]
+        assert probe["selection"]["learning_rate"] == probe["learning_rate"]
     assert record.extra["figures"] == ["probing_generalization.png", "probing_generalization_methods.png"]
     for name in record.extra["figures"]:
         assert (record.path.parent / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,5 @@
-"""One SGD step of R3F / standard training on a global batch of 8, shared by the 2-rank gloo worker and the
-1-process reference of tests/unit/test_ddp.py (imported by both, so both run exactly the same step)."""
+"""One SGD step of R3F / SMART / FreeLB / standard training on a global batch of 8, shared by the 2-rank gloo
+worker and the 1-process reference of tests/unit/test_ddp.py (imported by both, so both run exactly the same step)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ import torch
 from transformers import Seq2SeqTrainingArguments, TrainingArguments, default_data_collator
 from trl import SFTConfig
 
-from r3f_utils import R3FConfig, R3FSeq2SeqTrainer, R3FSFTTrainer, R3FTrainer
+from r3f_utils import (
+    FreeLBConfig,
+    FreeLBTrainer,
+    R3FConfig,
+    R3FSeq2SeqTrainer,
+    R3FSFTTrainer,
+    R3FTrainer,
+    SMARTConfig,
+    SMARTTrainer,
+)
 from r3f_utils.tiny_models import build_tiny_model
 
 GLOBAL_BATCH = 8
@@ -22,12 +31,39 @@ CASES = {
     "classification_standard": ("classification", None),
     "seq2seq_standard": ("seq2seq", None),
     "causal_lm_r3f": ("causal_lm", R3FConfig(eps=0.1, r3f_lambda=1.0)),  # R3FSFTTrainer, tiny Llama
+    "classification_smart": ("smart", SMARTConfig(noise_std=0.1, step_size=0.1, epsilon=0.2, ascent_steps=2,
+                                                  bregman_mu=1.0)),  # SMARTTrainer, with the Bregman term
+    "classification_freelb": ("freelb", FreeLBConfig(adv_steps=2, adv_lr=0.3, max_norm=0.5)),  # FreeLBTrainer
 }
+METHOD_KEYWORD = {"smart": "smart", "freelb": "freelb"}  # objective -> the trainer's config keyword (else r3f)
 
 
 def deterministic_noise(like: torch.Tensor, eps: float, noise_type: str, generator=None) -> torch.Tensor:
     """Noise that depends only on the embedding values: any split of the batch over ranks sees the same noise."""
     return eps * torch.sin(like.detach() * 1000.0)
+
+
+def deterministic_smart_noise(like: torch.Tensor, std: float, generator=None) -> torch.Tensor:
+    """SMART's noise init as a function of the embedding values (split-invariant, like :func:`deterministic_noise`)."""
+    return std * torch.sin(like.detach().float() * 1000.0)
+
+
+def deterministic_freelb_delta(mask: torch.Tensor, dim: int, config, generator=None) -> torch.Tensor:
+    """FreeLB's delta_0 as a function of the position only: every example gets the same delta_0 however the batch
+    is split."""
+    steps = torch.arange(mask.size(1) * dim, dtype=torch.float32).view(1, mask.size(1), dim)
+    return 0.05 * torch.sin(steps).expand(mask.size(0), -1, -1) * mask.float().unsqueeze(-1)
+
+
+def patch_deterministic(setattr_) -> None:
+    """Make the noise of every method split-invariant (``setattr_``: ``setattr`` or ``monkeypatch.setattr``)."""
+    import r3f_utils.methods.freelb
+    import r3f_utils.methods.noise
+    import r3f_utils.methods.smart
+
+    setattr_(r3f_utils.methods.noise, "sample_noise", deterministic_noise)
+    setattr_(r3f_utils.methods.smart, "initial_noise", deterministic_smart_noise)
+    setattr_(r3f_utils.methods.freelb, "freelb_initial_delta", deterministic_freelb_delta)
 
 
 def classification_data(length: int = 10, vocab: int = 50) -> datasets.Dataset:
@@ -68,9 +104,10 @@ def build(case: str) -> tuple[type, torch.nn.Module, datasets.Dataset, R3FConfig
         model, tok = build_tiny_model("tiny-llama", dropout=0.0)
         return R3FSFTTrainer, model, causal_lm_data(), r3f, {"bf16": False, "gradient_checkpointing": False,
                                                              "processing_class": tok}
-    if objective == "classification":
+    if objective in ("classification", "smart", "freelb"):
         model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
-        return R3FTrainer, model, classification_data(), r3f, {}
+        trainer = {"smart": SMARTTrainer, "freelb": FreeLBTrainer}.get(objective, R3FTrainer)
+        return trainer, model, classification_data(), r3f, {}
     model, _ = build_tiny_model("tiny-bart", dropout=0.0)
     data = seq2seq_data()  # + decoder inputs, as DataCollatorForSeq2Seq(model=...) adds them (the standard path)
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=torch.tensor(data["labels"]))
@@ -90,6 +127,7 @@ def one_sgd_step(case: str, out: Path, per_device_batch: int) -> dict[str, torch
                     learning_rate=1.0, lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0,
                     report_to=[], save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
                     dataloader_num_workers=0, **extra)
-    trainer_cls(model=model, args=args, r3f=r3f, train_dataset=data, data_collator=default_data_collator,
+    keyword = METHOD_KEYWORD.get(CASES[case][0], "r3f")
+    trainer_cls(model=model, args=args, **{keyword: r3f}, train_dataset=data, data_collator=default_data_collator,
                 **trainer_kwargs).train()
     return {k: before[k] - v.detach() for k, v in model.named_parameters()}

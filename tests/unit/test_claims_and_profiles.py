@@ -128,7 +128,7 @@ BAD_CLAIMS = {
     "unknown experiment": ("left: [figX.ourz]", "'figX.ourz' is not the experiment of any row; did you mean"),
     "bad relation": ("relation: '=>'", "field 'relation': must be one of '<', '<=', '>', '>='"),
     "bad reduce": ("left_reduce: median", "field 'left_reduce': must be one of 'each', 'max', 'min', 'mean'"),
-    "bad pin": ("smoke: {expected: yes}", "field 'smoke.expected': must be 'holds' or 'fails'"),
+    "bad pin": ("smoke: {expected: yes}", "field 'smoke.expected': must be one of 'holds', 'fails', 'degenerate'"),
     "unknown metric": ("metric: acuracy", "unknown metric name 'acuracy'; did you mean 'accuracy'"),
     "negative margin": ("margin: -1.0", "field 'margin': -1.0 is negative"),
 }

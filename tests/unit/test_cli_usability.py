@@ -91,7 +91,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
 
 
 def test_dry_run_gives_gpu_hours_of_the_paper_cost_model(capsys):
-    from r3f_utils.recipes import describe_row
+    from r3f_utils.describe import describe_row
     from r3f_utils.registry import DEFAULT_REGISTRY, load_registry
 
     assert main(["reproduce", "--rows", "table2a.rte.roberta_large_r3f", "--profile", "paper", "--dry-run"]) == 0

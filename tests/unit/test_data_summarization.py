@@ -157,6 +157,10 @@ BASE = {
     "warmup_updates": 1,
     "data_dir": "fixtures",
     "output_dir": "unused",
+    # None: the dataset's decoding recipe (the class's defaults are the notebook's smoke-sized ones)
+    "num_beams": None,
+    "min_length": None,
+    "max_length": None,
 }
 
 
@@ -180,7 +184,7 @@ def test_decoding_recipe_fills_none() -> None:
     [
         ({"method": "r4f"}, r"method='r4f' is invalid: choose one of \['standard', 'r3f'\]"),
         ({"dataset": "xsum"}, "dataset='xsum' is invalid"),
-        ({"learning_rate": "1e-5"}, "YAML: write 1.0e-5"),
+        ({"learning_rate": "1e-5"}, "learning_rate='1e-5' is invalid: a positive number"),
         ({"warmup_updates": 9}, r"warmup_updates=9 is invalid: an integer in \[0, max_updates=4\]"),
         ({"min_length": 50, "max_length": 10}, "min_length=50 is invalid: at most max_length=10"),
         ({"fp16": True, "bf16": True}, "fp16 and bf16 exclude each other"),

@@ -1,7 +1,9 @@
-"""R3F under DDP is the objective of one device with the whole batch: 2 gloo ranks x B/2 vs 1 process x B.
+"""R3F, SMART and FreeLB under DDP are the objective of one device with the whole batch: 2 gloo ranks x B/2 vs
+1 process x B.
 
 ONE torchrun launch (2 CPU processes, gloo) runs every check (torch/transformers imports are the cost): one SGD
-step for R3F classification, R3F seq2seq and both standard paths, the noise each rank draws, and the
+step for R3F classification, R3F seq2seq, SMART (with the Bregman term), FreeLB and both standard paths, the
+noise each rank draws (R3F, SMART, FreeLB), and the
 ``python -m r3f_utils train`` entry under DDP. The 1-process references run here.
 """
 
@@ -15,9 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _ddp_cases import CASES, deterministic_noise, one_sgd_step
-
-import r3f_utils.methods.noise
+from _ddp_cases import CASES, one_sgd_step, patch_deterministic
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_ddp_worker.py")
@@ -38,7 +38,7 @@ def ddp_run(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_two_ranks_step_equals_one_process_with_the_whole_batch(ddp_run, case, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(r3f_utils.methods.noise, "sample_noise", deterministic_noise)
+    patch_deterministic(monkeypatch.setattr)
     reference = one_sgd_step(case, tmp_path, per_device_batch=8)
     ddp = torch.load(ddp_run / f"{case}.pt")
     assert set(ddp) == set(reference)
@@ -47,9 +47,11 @@ def test_two_ranks_step_equals_one_process_with_the_whole_batch(ddp_run, case, t
     assert worst < TOL, f"{case}: 2 ranks x 4 differ from 1 process x 8 by {worst:.2e}"
 
 
-def test_each_rank_draws_its_own_noise(ddp_run) -> None:
-    ranks = [torch.load(ddp_run / f"noise-rank{r}.pt") for r in (0, 1)]
-    assert len(ranks[0]) == len(ranks[1]) == 1  # one noised pass in the one step
+@pytest.mark.parametrize("case", ["classification_r3f", "classification_smart", "classification_freelb"])
+def test_each_rank_draws_its_own_noise(ddp_run, case) -> None:
+    name = "noise-rank{}.pt" if case == "classification_r3f" else f"noise-{case}-rank{{}}.pt"
+    ranks = [torch.load(ddp_run / name.format(r)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 1  # one draw (noised pass, SMART noise init, FreeLB delta_0)
     first, second = ranks[0][0], ranks[1][0]
     assert first.shape == second.shape and first.abs().max() > 0
     assert not torch.allclose(first, second), "both ranks drew the same noise (same RNG stream on every rank)"

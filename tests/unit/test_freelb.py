@@ -82,7 +82,7 @@ def _args(tmp_path, **kwargs):
     return TrainingArguments(str(tmp_path), **{**base, **kwargs})
 
 
-def _deterministic_delta(mask, dim, config):
+def _deterministic_delta(mask, dim, config, generator=None):
     """An init that depends on nothing but the row position: any batching of the same rows sees the same δ₀."""
     steps = torch.arange(mask.size(1) * dim, dtype=torch.float32).view(1, mask.size(1), dim)
     return 0.05 * torch.sin(steps).expand(mask.size(0), -1, -1) * mask.float().unsqueeze(-1)

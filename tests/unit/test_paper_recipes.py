@@ -119,28 +119,38 @@ def test_validate_paper_fails_when_a_row_names_another_dataset_than_its_loader(t
     assert code == 1 and "row 'table3.xnli.xlmr_large': dataset is" in out and "loader reads" in out
 
 
-def test_summarization_budgets_are_the_derived_ones_and_evaluate_often(tmp_path, capsys) -> None:
-    from r3f_utils.recipes import MIN_EVALUATIONS, TOKENS_PER_UPDATE, derive_summarization_budget
+def test_summarization_budgets_are_the_published_ones_and_evaluate_often(tmp_path, capsys) -> None:
+    from r3f_utils.recipes import MIN_EVALUATIONS, SUMMARIZATION_STATS, derive_summarization_budget
 
     rows = [r for r in load_registry(REGISTRY, check_notebooks=False) if r.task == "summarization"
             and r.role == "target"]
+    published = {"cnn_dailymail": (20000, 500), "reddit_tifu": (200000, 5000)}  # BART README; fairseq #4411
     for row in rows:
         budget, p = derive_summarization_budget(row.parameters["dataset"]), row.parameters
         assert (p["batch_size"], p["gradient_accumulation_steps"], p["max_updates"], p["warmup_updates"],
                 p["eval_steps"]) == (budget.batch_size, budget.gradient_accumulation_steps, budget.updates,
                                      budget.warmup_updates, budget.eval_steps), row.id
-        assert 2 <= budget.epochs <= 10 and p["max_updates"] // p["eval_steps"] >= MIN_EVALUATIONS
+        if budget.dataset in published:
+            assert (budget.updates, budget.warmup_updates) == published[budget.dataset] and budget.source
+        else:  # Gigaword: no published budget, the note says exactly what is assumed
+            assert not budget.source and budget.derivation().startswith("Budget ASSUMED (no published gigaword")
+            assert 2 <= budget.epochs <= 10
+        assert p["max_updates"] // p["eval_steps"] >= MIN_EVALUATIONS
         assert any(n.startswith(budget.derivation()) for n in row.notes), row.id
-        # tokens per update ~ fairseq's 65,536 (within one micro-batch of rounding)
-        from r3f_utils.recipes import SUMMARIZATION_STATS
-
+        # documents per update ~ the source's tokens per update (within one micro-batch of rounding)
         tokens = budget.documents_per_update * SUMMARIZATION_STATS[budget.dataset][1]
-        assert abs(tokens - TOKENS_PER_UPDATE) <= budget.batch_size * SUMMARIZATION_STATS[budget.dataset][1]
-    # the old Reddit TIFU budget (64 posts x 200,000 updates, ~380 epochs) is refused
-    registry = _doctored(tmp_path, "max_updates: 1491, warmup_updates: 37, eval_steps: 149",
-                         "max_updates: 200000, warmup_updates: 5000, eval_steps: 149", 1)
+        assert abs(tokens - budget.tokens_per_update) <= budget.batch_size * SUMMARIZATION_STATS[budget.dataset][1]
+    assert "#4411" in derive_summarization_budget("reddit_tifu").derivation()
+    # the former CNN/DM and Reddit TIFU budgets (every dataset at CNN/DM's epochs) are refused
+    registry = _doctored(tmp_path, "max_updates: 20000, warmup_updates: 500, eval_steps: 2000",
+                         "max_updates: 19051, warmup_updates: 476, eval_steps: 1905", 1)
     code, out = _validate_paper(registry, capsys)
-    assert code == 1 and "row 'table4.reddit_tifu.bart': max_updates is 200000, the derivation gives 1491" in out
+    assert code == 1 and "row 'table4.cnn_dailymail.bart': max_updates is 19051, the budget gives 20000" in out
+    assert "warmup_updates is 476, the budget gives 500" in out
+    registry = _doctored(tmp_path, "max_updates: 200000, warmup_updates: 5000, eval_steps: 2107",
+                         "max_updates: 1491, warmup_updates: 37, eval_steps: 149", 1)
+    code, out = _validate_paper(registry, capsys)
+    assert code == 1 and "row 'table4.reddit_tifu.bart': max_updates is 1491, the budget gives 200000" in out
 
 
 def test_std_baselines_carry_their_sources_recipe_and_aggregation() -> None:
@@ -159,7 +169,7 @@ def test_std_baselines_carry_their_sources_recipe_and_aggregation() -> None:
         assert median.aggregation == "median_of_10" and median.experiment != std.experiment
         assert not any("published RoBERTa numbers" in n for n in median.notes)
         stdpp = rows[f"table2a.{task}.roberta_large_stdpp"]
-        factor = RunConfig.__dataclass_fields__["longer_training_factor"].default
+        factor = RunConfig.model_fields["longer_training_factor"].default
         assert any(f"longer_training_factor {factor}" in n for n in stdpp.notes), task
 
 

@@ -45,7 +45,7 @@ def test_unknown_parameter_is_an_error(rows):
     with pytest.raises(RunnerError, match=r"'vaule' is not declared by toy\.ipynb"):
         validate_jobs(jobs)
     jobs = plan_jobs(select_rows(rows, ["toy.single"]), TOY, overrides={"value": "1e-5"})
-    with pytest.raises(RunnerError, match=r"write 1.0e-5"):
+    with pytest.raises(RunnerError, match=r"'1e-5' is a string, not a number \(it is quoted\); write 1e-5"):
         validate_jobs(jobs)
 
 

@@ -26,7 +26,7 @@ def test_bad_configurations_are_refused_by_name(tmp_path) -> None:
         exp.resolve_sft_config(**{**SMOKE, "finetuning": "qlora"})
     with pytest.raises(ValueError, match="paper profile needs a pretrained model"):
         exp.resolve_sft_config(**{**SMOKE, "profile": "paper"})
-    with pytest.raises(ValueError, match=r"YAML: write 1\.0e-5"):
+    with pytest.raises(ValueError, match=r"parameter eps='1e-5' is invalid: a positive number \(a string is not"):
         exp.resolve_sft_config(**{**SMOKE, "eps": "1e-5"})
     with pytest.raises(ValueError, match="generation_samples=9 is invalid: at most test_size=8"):
         exp.resolve_sft_config(**{**SMOKE, "generation_samples": 9})
@@ -97,7 +97,7 @@ def test_heldout_tokenization_is_trls_and_a_run_records_its_metrics(tmp_path) ->
 
 
 def test_the_gpu_rows_describe_their_downloads_and_cost() -> None:
-    from r3f_utils.recipes import describe_row
+    from r3f_utils.describe import describe_row
     from r3f_utils.registry import load_registry
 
     rows = [r for r in load_registry(check_notebooks=False) if r.id.startswith("sft.")]

@@ -61,6 +61,7 @@ def test_lora_trains_only_the_adapters_and_logs_symm_kl(tiny, tmp_path, r3f, nef
         assert all("symm_kl" not in h for h in logged)
     else:
         assert all(h["symm_kl"] > 0 for h in logged)
+    assert all(0 <= h["mean_token_accuracy"] <= 1 and h["num_tokens"] > 0 for h in logged)  # SFTTrainer's logs
     assert "eval_loss" in trainer.evaluate()  # eval: one clean pass
 
 
@@ -127,3 +128,19 @@ def test_gradient_checkpointing_and_accumulation_give_the_same_update(tiny, tmp_
     for name, other in (("gradient checkpointing", checkpointed), ("gradient accumulation 4 x 2", accumulated)):
         worst = max((other[k] - plain[k]).abs().max().item() for k in plain)
         assert worst < GRAD_TOL, f"{name} differs from one batch of 8 by {worst:.2e}"
+
+
+def test_concat_and_separate_passes_give_the_same_causal_loss(tiny, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(r3f_utils.methods.noise, "sample_noise", deterministic_noise)
+    model, tok, _ = tiny
+    data = datasets.Dataset.from_dict({"prompt": [p + " now" * (i % 3) for i, p in enumerate(PROMPTS)],
+                                       "completion": ANSWERS})  # different lengths: padded rows
+    losses = {}
+    for mode in ("separate", "concat"):
+        trainer = R3FSFTTrainer(model=copy.deepcopy(model), args=_args(tmp_path / mode, bf16=False), train_dataset=data,
+                                processing_class=tok, r3f=R3FConfig(noise_type="neftune", pass_mode=mode))
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        assert batch["attention_mask"].eq(0).any()  # padded rows: NEFTune's real length differs from the batch's
+        trainer.model.train()
+        losses[mode] = trainer.compute_loss(trainer.model, batch).item()
+    assert losses["concat"] == pytest.approx(losses["separate"], rel=1e-5)

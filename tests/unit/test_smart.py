@@ -124,7 +124,7 @@ def test_inner_maximisation_on_a_linear_model_follows_algorithm_1(monkeypatch) -
     g = torch.Generator().manual_seed(3)
     x, w = torch.randn(2, 4, 5, generator=g), torch.randn(5, 3, generator=g)
     init = torch.randn(2, 4, 5, generator=g) * 1e-3
-    monkeypatch.setattr(smart_mod, "initial_noise", lambda like, std: init.clone())
+    monkeypatch.setattr(smart_mod, "initial_noise", lambda like, std, generator=None: init.clone())
     calls = []
 
     def forward(noise):
@@ -160,7 +160,7 @@ def _fixed_length_classification(n=8, length=10, vocab=50, labels=3):
                                        "labels": [i % labels for i in range(n)]})
 
 
-def _deterministic_noise(like, std):
+def _deterministic_noise(like, std, generator=None):
     """Noise that depends only on the embedding values: any batching of the same rows sees the same noise."""
     return std * torch.sin(like.detach().float() * 1000.0)
 

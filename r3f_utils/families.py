@@ -1,0 +1,344 @@
+"""The experiment families, one record each: everything the machinery knows about a notebook, in one table.
+
+A family is one papermill notebook (``notebooks/<name>.ipynb``) and what goes with it:
+
+* ``params``: its parameters as a typed class (:mod:`r3f_utils.params`; the notebook's ``parameters`` cell is
+  stamped from it, and the smoke defaults are its defaults);
+* ``dataset(params)``: the Hub dataset its loaders read (``hub_id``, config(s), revision), which the registry
+  row must name; ``downloads(params)``: every split a paper-profile run downloads;
+* ``cost(params)``: updates, epochs and estimated training GPU-hours (:mod:`r3f_utils.recipes`' cost model),
+  and the relative work that orders a batch longest first;
+* ``preload``: the modules a warm kernel imports once for it (:mod:`r3f_utils.warm_kernel`), ``extras``: the
+  pip extras its Colab install cell asks for (:mod:`r3f_utils.colab`);
+* ``run``: ``"<module>:<function>"`` of the torch side, imported only when ``python -m r3f_utils train`` calls
+  it (:meth:`Family.load_run`), so that this module and every module that reads it stay torch-free.
+
+Everything that used to switch on a notebook's file name reads this table (:func:`family_of`). A new family is
+one new record here, one parameter class and one notebook.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .params import (
+    PAPER_CHAIN,
+    PAPER_PROBE_TASKS,
+    XNLI_LANGUAGES,
+    ComputeCostParams,
+    GlueParams,
+    Params,
+    ProbingParams,
+    SftParams,
+    SummarizationParams,
+    WallTimeParams,
+    XnliParams,
+)
+from .recipes import (
+    GLUE_STATS,
+    PADDING_FACTOR,
+    PAPER_GLUE_HPARAMS,
+    SFT_STATS,
+    SUMMARIZATION_STATS,
+    Download,
+    _gpu_hours,
+    _method_cost,
+)
+
+__all__ = ["FAMILIES", "Cost", "Family", "family_of", "get_family"]
+
+# what every family's kernel imports (a warm kernel preloads these once; see r3f_utils.warm_kernel): first the
+# libraries, then the families' own modules, then what the kernel itself needs
+COMMON_PRELOAD = ("torch", "transformers", "transformers.trainer", "datasets", "pandas", "matplotlib.pyplot",
+                  "r3f_utils.results")
+KERNEL_PRELOAD = ("ipykernel.kernelapp", "ipykernel.debugger")
+_GLUE_PRELOAD = ("sklearn.metrics", "scipy.stats", "r3f_utils.methods.trainers", "r3f_utils.methods.smart",
+                 "r3f_utils.methods.freelb", "r3f_utils.experiments.glue")
+
+DatasetSpec = tuple[str, "str | tuple[str, ...] | None", "str | None"]  # hub_id, config(s), revision
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A run's estimated training: optimizer updates, epochs of its data, GPU-hours on the cost model's GPU (None:
+    not a paper model), and ``work`` (GPU-hours, else token-passes) that orders a batch longest first."""
+
+    updates: int | None = None
+    epochs: float | None = None
+    gpu_hours: float | None = None
+    work: float = 0.0
+
+
+@dataclass(frozen=True)
+class Family:
+    """One experiment family (see the module docstring)."""
+
+    name: str
+    params: type[Params]
+    cost: Callable[[Mapping[str, Any]], Cost]
+    dataset: Callable[[Mapping[str, Any]], DatasetSpec | None] = lambda params: None
+    downloads: Callable[[Mapping[str, Any]], list[Download]] = lambda params: []
+    run: str | None = None  # "<module>:<function>(params) -> (cfg, metrics, extra)"; None: notebook only
+    extras: tuple[str, ...] = ()
+    preload: tuple[str, ...] = field(default=())
+    describes_budget: bool = True  # validate --profile paper prints its updates, epochs and GPU-hours
+
+    @property
+    def notebook(self) -> str:
+        """The notebook's file name under ``notebooks/``."""
+        return f"{self.name}.ipynb"
+
+    def notebook_path(self) -> Path:
+        """``notebooks/<name>.ipynb`` of the checkout, or the copy in the wheel."""
+        from .package_data import notebooks_dir
+
+        return notebooks_dir() / self.notebook
+
+    def defaults(self) -> dict[str, Any]:
+        """The notebook's defaults (the smoke profile's values), by parameter name."""
+        return self.params().to_params()
+
+    def load_run(self) -> Callable[[dict[str, Any]], tuple[Any, dict[str, float], dict[str, Any]]]:
+        """The torch side's ``run(params)``, imported now (torch and transformers load here)."""
+        if self.run is None:
+            raise LookupError(f"the {self.name} family runs as a notebook only ({self.notebook})")
+        module, function = self.run.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+# ---- what the families read and cost ----------------------------------------------------------------------
+
+def _glue_dataset(params: Mapping[str, Any]) -> DatasetSpec:
+    from .data.glue import GLUE_HUB_ID
+
+    return GLUE_HUB_ID, str(params.get("task")), None
+
+
+def _glue_task_downloads(hub_id: str, tasks: list[str]) -> list[Download]:
+    from .data.glue import get_glue_task
+
+    specs = [get_glue_task(t) for t in tasks]
+    return [Download(hub_id, t.name, s) for t in specs for s in ("train", *(h for _, h in t.dev_splits))]
+
+
+def _glue_downloads(params: Mapping[str, Any]) -> list[Download]:
+    hub_id, task, _ = _glue_dataset(params)
+    return _glue_task_downloads(hub_id, [str(task)])
+
+
+def _xnli_dataset(params: Mapping[str, Any]) -> DatasetSpec:
+    from .data.xnli import XNLI_HUB_ID
+
+    return XNLI_HUB_ID, tuple(params.get("languages") or XNLI_LANGUAGES), None
+
+
+def _xnli_downloads(params: Mapping[str, Any]) -> list[Download]:
+    hub_id, languages, _ = _xnli_dataset(params)
+    return [Download(hub_id, "en", "train"), Download(hub_id, "en", "validation"),
+            *(Download(hub_id, lang, "test") for lang in languages or ())]
+
+
+def _summarization_dataset(params: Mapping[str, Any]) -> DatasetSpec:
+    from .data.summarization import SUMMARIZATION_DATASETS
+
+    spec = SUMMARIZATION_DATASETS[str(params.get("dataset"))]
+    return spec.hub_id, spec.config, spec.revision
+
+
+def _summarization_downloads(params: Mapping[str, Any]) -> list[Download]:
+    from .data.summarization import SUMMARIZATION_DATASETS
+
+    spec = SUMMARIZATION_DATASETS[str(params.get("dataset"))]
+    return [Download(spec.hub_id, spec.config, s, spec.revision) for s in spec.hub_splits]
+
+
+def probing_tasks(params: Mapping[str, Any]) -> list[str]:
+    """The GLUE tasks of a probing run, in first-use order (the notebook's defaults: the paper's tasks and chain)."""
+    if params.get("experiment") == "generalization":
+        return list(dict.fromkeys([str(params.get("source_task", "sst2")),
+                                   *params.get("probe_tasks", PAPER_PROBE_TASKS)]))
+    return list(params.get("chain", PAPER_CHAIN))
+
+
+def _probing_dataset(params: Mapping[str, Any]) -> DatasetSpec:
+    from .data.glue import GLUE_HUB_ID
+
+    return GLUE_HUB_ID, tuple(probing_tasks(params)), None
+
+
+def _probing_downloads(params: Mapping[str, Any]) -> list[Download]:
+    from .data.glue import GLUE_HUB_ID
+
+    return _glue_task_downloads(GLUE_HUB_ID, probing_tasks(params))
+
+
+def _steps(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ascent steps S of SMART and FreeLB (Table 1's cost 3 + 3S), for :func:`r3f_utils.recipes._method_cost`."""
+    return {"smart_steps": params.get("smart_steps", params.get("ascent_steps", 1)),
+            "freelb_steps": params.get("freelb_steps", params.get("ascent_steps", 1))}
+
+
+def _cost(params: Mapping[str, Any], examples: float, enc_tokens: float, dec_tokens: float = 0.0,
+          updates: int | None = None, epochs: float | None = None) -> Cost:
+    """GPU-hours of the cost model (:func:`r3f_utils.recipes._gpu_hours`), else token-passes as the work."""
+    method = str(params.get("method", "standard"))
+    batch = int(params.get("batch_size") or 1)
+    hours = _gpu_hours(str(params.get("model_name")), method, examples, enc_tokens * PADDING_FACTOR,
+                       dec_tokens * PADDING_FACTOR, batch, _steps(params))
+    work = hours if hours is not None else examples * (enc_tokens + dec_tokens) * (
+        _method_cost(method, _steps(params)) or 1.0)
+    return Cost(updates, epochs, hours, work)
+
+
+def _longer(params: Mapping[str, Any]) -> float:
+    """std++ trains ``longer_training_factor`` (default 2) times as many updates."""
+    return float(params.get("longer_training_factor") or 2.0) if params.get("method") == "std++" else 1.0
+
+
+def _glue_like_cost(params: Mapping[str, Any], stats_key: str) -> Cost:
+    updates = max(1, round(float(params.get("max_updates") or 0) * _longer(params)))
+    examples = updates * int(params.get("batch_size") or 1) * float(params.get("gradient_accumulation_steps") or 1)
+    train, tokens = GLUE_STATS.get(stats_key, (0, 64.0))
+    return _cost(params, examples, tokens, updates=updates, epochs=examples / train if train else None)
+
+
+def _glue_cost(params: Mapping[str, Any]) -> Cost:
+    return _glue_like_cost(params, str(params.get("task") or params.get("source_task")))
+
+
+def _xnli_cost(params: Mapping[str, Any]) -> Cost:
+    return _glue_like_cost(params, "xnli")
+
+
+def _summarization_cost(params: Mapping[str, Any]) -> Cost:
+    updates = int(params.get("max_updates") or 0)
+    examples = updates * int(params.get("batch_size") or 8) * float(params.get("gradient_accumulation_steps") or 1)
+    train, src, tgt = SUMMARIZATION_STATS.get(str(params.get("dataset")), (0, 512.0, 64.0))
+    return _cost(params, examples, src, tgt, updates=updates, epochs=examples / train if train else None)
+
+
+def _compute_cost_cost(params: Mapping[str, Any]) -> Cost:
+    """Two trainers, each timed for one warm-up step and ``timing_steps`` steps; no training to speak of."""
+    examples = 2 * (1 + float(params.get("timing_steps") or 1)) * int(params.get("batch_size") or 1)
+    return _cost(params, examples, float(params.get("max_length") or 128))
+
+
+def _probing_cost(params: Mapping[str, Any]) -> Cost:
+    """Every fine-tuning stage of the chain (or the source task); None values: the reference table's."""
+    study = params.get("experiment")
+    tasks = [str(t) for t in params.get("chain") or ()] if study in ("retention", "degradation") else [
+        str(params.get("source_task"))]
+    cycles = int(params.get("cycles") or 1) if study == "retention" else 1
+    stage_examples = {t: float(params.get("max_updates") or PAPER_GLUE_HPARAMS.get(t, {}).get("max_updates", 0))
+                      * float(params.get("batch_size") or PAPER_GLUE_HPARAMS.get(t, {}).get("batch_size", 1))
+                      for t in tasks}
+    examples = cycles * _longer(params) * sum(stage_examples.values())
+    enc_tokens = sum(stage_examples[t] * GLUE_STATS.get(t, (0, 64.0))[1] for t in tasks) / max(
+        sum(stage_examples.values()), 1.0)
+    return _cost(params, examples, enc_tokens)
+
+
+def _sft_dataset(params: Mapping[str, Any]) -> DatasetSpec:
+    from .data.sft import SFT_DATASETS
+
+    return SFT_DATASETS[str(params.get("dataset"))].hub_id, None, None
+
+
+def _sft_downloads(params: Mapping[str, Any]) -> list[Download]:
+    """One published split; the validation and test examples are cut from it."""
+    hub_id, _, _ = _sft_dataset(params)
+    return [Download(hub_id, None, "train")]
+
+
+def _sft_cost(params: Mapping[str, Any]) -> Cost:
+    """Full-fine-tuning FLOPs: an overestimate for LoRA (no weight gradients of the frozen base)."""
+    updates = int(params.get("max_updates") or 0)
+    examples = updates * int(params.get("batch_size") or 8) * float(params.get("gradient_accumulation_steps") or 1)
+    train, tokens = SFT_STATS.get(str(params.get("dataset")), (0, 230.0))
+    return _cost(params, examples, tokens, updates=updates, epochs=examples / train if train else None)
+
+
+def generic_cost(params: Mapping[str, Any]) -> Cost:
+    """The cost of a notebook outside the table (a test's toy notebook): updates x batch x 64 tokens."""
+    return _glue_like_cost(params, str(params.get("task")))
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("glue", GlueParams, _glue_cost, _glue_dataset, _glue_downloads, run="r3f_utils.experiments.glue:run",
+           extras=("cpu",), preload=_GLUE_PRELOAD),
+    Family("xnli", XnliParams, _xnli_cost, _xnli_dataset, _xnli_downloads, run="r3f_utils.experiments.xnli:run",
+           extras=("cpu",), preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.xnli")),
+    Family("summarization", SummarizationParams, _summarization_cost, _summarization_dataset,
+           _summarization_downloads, run="r3f_utils.experiments.summarization:run",
+           preload=("r3f_utils.methods.trainers", "r3f_utils.experiments.summarization")),
+    Family("probing", ProbingParams, _probing_cost, _probing_dataset, _probing_downloads,
+           preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.probing"), describes_budget=False),
+    Family("compute_cost", ComputeCostParams, _compute_cost_cost,
+           preload=("r3f_utils.methods.trainers", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
+                    "r3f_utils.experiments.compute_cost"), describes_budget=False),
+    # beyond the paper: causal-LM SFT with TRL / PEFT ([llm] extra)
+    Family("sft", SftParams, _sft_cost, _sft_dataset, _sft_downloads, run="r3f_utils.experiments.sft:run",
+           extras=("llm",), preload=("trl", "peft", "r3f_utils.methods.sft", "r3f_utils.experiments.sft")),
+    # Figure 1 trains through the GLUE steps (same data, same cost)
+    Family("wall_time", WallTimeParams, _glue_cost, _glue_dataset, _glue_downloads,
+           preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.wall_time")),
+)}
+
+
+def get_family(name: str) -> Family:
+    """The family ``name``; ValueError listing the families (with "did you mean") otherwise."""
+    from .params import suggest
+
+    if name not in FAMILIES:
+        raise ValueError(f"unknown experiment family {name!r}{suggest(name, FAMILIES)}; "
+                         f"families: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def family_of(notebook: str | Path | None) -> Family | None:
+    """The family of a notebook path (its file name ``<family>.ipynb``), None for a notebook outside the table."""
+    if notebook is None:
+        return None
+    name = Path(str(notebook)).name
+    return FAMILIES.get(name.removesuffix(".ipynb")) if name.endswith(".ipynb") else None
+
+
+def preload_modules() -> tuple[str, ...]:
+    """Every module some family's kernel imports, once, in a stable order (the warm kernels import them all)."""
+    return tuple(dict.fromkeys([*COMMON_PRELOAD, *(m for f in FAMILIES.values() for m in f.preload),
+                                *KERNEL_PRELOAD]))
+
+
+def notebook_parameters(family: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The family's parameters as a notebook's namespace holds them after papermill's injection, validated by
+    the family's class: ``exp.resolve_glue_config(**notebook_parameters("glue", globals()))``."""
+    from .params import resolve
+
+    cls = get_family(family).params
+    return resolve(cls, {name: namespace[name] for name in cls.model_fields if name in namespace}).to_params()
+
+
+def notebook_defaults(notebook: str | Path) -> dict[str, Any]:
+    """The defaults of a notebook's parameters: its family's class's, else (a notebook outside the table) the
+    literals of its ``parameters`` cell. ValueError for a missing notebook or a default that is not a literal."""
+    import ast
+
+    family = family_of(notebook)
+    if family is not None:
+        return family.defaults()
+    path = Path(notebook)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    import papermill
+
+    defaults = {}
+    for name, spec in papermill.inspect_notebook(str(path)).items():
+        try:
+            defaults[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"{path.name}: parameter {name} = {spec['default']} is not a literal") from err
+    return defaults
