@@ -314,6 +314,9 @@ def degenerate_plot_reason(result: CheckResult) -> str:
     if len(distinct) == 1:
         x, y, _ = points[0]
         same = "equals it" if abs(x - y) < 1e-9 else f"is {_fmt(y)}"
+        if len(points) == 1:
+            return (f"No overview plot: one value is compared (reference {_fmt(x)}, reproduced {_fmt(y)}); the "
+                    "scatter would be a single point. See the tables.")
         return (f"No overview plot: all {len(points)} compared values have the same reference ({_fmt(x)}) and "
                 f"the same reproduced value, which {same}; the scatter would be a single point. See the tables.")
     return ""

@@ -117,7 +117,7 @@ def test_degenerate_scatter_is_skipped_with_a_sentence(tmp_path):
     batch = _smoke_batch(tmp_path / "b")  # one point: pin 50 = reproduced 50
     assert main(["report", "--results", str(batch), "--registry", str(TOY)]) == 0
     assert not (batch / "report.png").exists()
-    sentence = "No overview plot: all 1 compared values have the same reference (50.00)"
+    sentence = "No overview plot: one value is compared (reference 50.00, reproduced 50.00)"
     assert sentence in (batch / "report.md").read_text()
     html = (batch / "report.html").read_text()
     assert sentence in html and 'id="plot"' not in html
@@ -249,3 +249,13 @@ def test_report_format_model_index(tmp_path, capsys):
     assert cnn["task"]["type"] == "summarization"
     assert {(m["type"], m["name"], m["value"]) for m in cnn["metrics"]} >= {
         ("rouge", "CNN/DailyMail ROUGE-1 (1 seed)", 44.0)}
+
+
+def test_several_coinciding_points_are_degenerate_too():
+    rows = load_registry(TOY, check_notebooks=False)  # toy.single and toy.fails: paper value 50.0 each
+    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, r, "paper", 1, {"accuracy": 50.0})
+               for r in ("toy.single", "toy.fails")]
+    result = check(rows, records, "paper")
+    reason = report_module.degenerate_plot_reason(result)
+    assert reason.startswith("No overview plot: all 2 compared values have the same reference (50.00)")
+    assert report_module.plot_png(result) is None
