@@ -300,6 +300,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"error: {describe_os_error(args.out, err)}", file=sys.stderr)
         return 2
     print(f"{len(jobs)} runs into {batch}", file=sys.stderr)
+    from .launchers import quiet_interrupted_kernel_tasks
+
+    quiet_interrupted_kernel_tasks()  # serial runs execute here
     try:
         outcomes = launch(jobs, batch, resume=bool(args.resume), kernel_name=args.kernel)
     except KeyboardInterrupt:  # Ctrl-C: finished seeds are kept, the interrupted ones rerun on --resume

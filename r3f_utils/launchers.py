@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -141,10 +142,28 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
+class _InterruptedKernelTasks(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for nbclient cell tasks that a Ctrl-C left behind
+    (their kernel died with the batch): after an interrupt the batch prints one line, not their tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        return not (record.getMessage().startswith("Task exception was never retrieved") and exc is not None
+                    and exc.__name__ in ("DeadKernelError", "KeyboardInterrupt", "CancelledError"))
+
+
+def quiet_interrupted_kernel_tasks() -> None:
+    """Install :class:`_InterruptedKernelTasks` on the ``asyncio`` logger (once per process)."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _InterruptedKernelTasks) for f in logger.filters):
+        logger.addFilter(_InterruptedKernelTasks())
+
+
 def _init_worker(slots: Any, profile: str, kernel_name: str, warm: bool) -> None:
     """Pool initializer: take one slot's environment (its GPU) and start its kernel zygote, for the worker's life."""
     from multiprocessing.util import Finalize
 
+    quiet_interrupted_kernel_tasks()
     os.environ.update(slots.get())
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     stack = contextlib.ExitStack()

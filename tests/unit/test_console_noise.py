@@ -30,3 +30,33 @@ def test_no_pinned_memory_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     args = checkpointed_run_arguments(Path("x"), eval_steps=5, seed=1, fp16=False, bf16=False, profile="paper")
     assert args["dataloader_pin_memory"] is True
+
+
+def test_ctrl_c_leftover_kernel_tasks_print_no_traceback(capsys) -> None:
+    """After Ctrl-C, asyncio reports the nbclient cell tasks whose kernel died with the batch ("Task exception was
+    never retrieved" + a DeadKernelError traceback); the batch's workers drop exactly those records."""
+    import logging
+
+    from nbclient.exceptions import DeadKernelError
+
+    from r3f_utils.launchers import quiet_interrupted_kernel_tasks
+
+    logger = logging.getLogger("asyncio")
+    handler = logging.StreamHandler()
+    logger.addHandler(handler)
+    try:
+        quiet_interrupted_kernel_tasks()
+        quiet_interrupted_kernel_tasks()  # idempotent
+        try:
+            raise DeadKernelError("Kernel died")
+        except DeadKernelError:
+            logger.error("Task exception was never retrieved", exc_info=True)
+        try:
+            raise ValueError("a real bug")
+        except ValueError:
+            logger.error("Task exception was never retrieved", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert "DeadKernelError" not in err
+    assert "ValueError: a real bug" in err  # other task errors still show
