@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 from kernel_pool import execute  # pooled kernels (pytest puts tests/smoke on sys.path)
+from notebook_checks import check_thin_notebook  # (tests/smoke on sys.path)
 
 from r3f_utils.checker import check
 from r3f_utils.registry import load_registry
@@ -24,18 +24,8 @@ REGISTRY_PARAMETERS = ("dataset", "method", "finetuning", "model_name", "learnin
 
 
 def test_notebook_is_thin_stripped_and_declares_the_registry_parameters() -> None:
-    import papermill
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert [c for c in code if "parameters" in c.metadata.get("tags", [])], "no cell tagged 'parameters'"
-    assert all(not c.outputs and c.execution_count is None for c in code), "commit the notebook without outputs"
-    for cell in code:
-        assert not any(line.lstrip().startswith(("def ", "class ", "for ", "while "))
-                       for line in cell.source.splitlines())
-    declared = papermill.inspect_notebook(str(NOTEBOOK))
-    missing = [p for p in (*REGISTRY_PARAMETERS, "row", "profile", "seed", "output_dir") if p not in declared]
-    assert not missing, f"not declared by the parameters cell: {missing}"
+    checked = check_thin_notebook(NOTEBOOK, REGISTRY_PARAMETERS)
+    declared = checked["declared"]
     assert declared["model_name"]["default"] == '"tiny-llama"' and declared["profile"]["default"] == '"smoke"'
 
 

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from kernel_pool import execute_all  # pooled kernels (pytest puts tests/smoke on sys.path)
+from notebook_checks import check_thin_notebook  # (tests/smoke on sys.path)
 
 from r3f_utils.checker import check
 from r3f_utils.registry import RegistryRow, load_registry
@@ -68,21 +68,10 @@ def table4_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ResultRec
 
 
 def test_notebook_is_thin_stripped_and_declares_the_registry_parameters() -> None:
-    import papermill
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert [c for c in code if "parameters" in c.metadata.get("tags", [])], "no cell tagged 'parameters'"
-    assert all(not c.outputs and c.execution_count is None for c in code), "commit the notebook without outputs"
-    for cell in code:
-        assert not any(
-            line.lstrip().startswith(("def ", "class ", "for ", "while ")) for line in cell.source.splitlines()
-        )
-    declared = papermill.inspect_notebook(str(NOTEBOOK))  # a comment papermill cannot parse hides a parameter
-    missing = [p for p in (*REGISTRY_PARAMETERS, "row", "profile", "seed", "output_dir") if p not in declared]
-    assert not missing, f"not declared by the parameters cell: {missing}"
+    checked = check_thin_notebook(NOTEBOOK, REGISTRY_PARAMETERS)
+    declared = checked["declared"]
     assert declared["model_name"]["default"] == '"tiny-bart"' and declared["profile"]["default"] == '"smoke"'
-    assert len(nb.cells) <= 20
+    assert len(checked["notebook"].cells) <= 20
 
 
 def test_the_registry_has_the_six_table4_target_rows() -> None:
