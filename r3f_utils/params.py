@@ -455,6 +455,13 @@ class ComputeCostParams(Identity):
 M = TypeVar("M", bound=Params)
 
 
+def check_parameter(cond: bool, name: str, value: Any, allowed: str) -> None:
+    """``ValueError("parameter <name>=<value> is invalid: <allowed>")`` unless ``cond`` (the checks that span
+    several fields, which the experiments make after :func:`resolve`)."""
+    if not cond:
+        raise ValueError(f"parameter {name}={value!r} is invalid: {allowed}")
+
+
 def suggest(name: str, choices: Any) -> str:
     """``"; did you mean 'x'?"`` for the close matches of ``name`` among ``choices``, else ``""``."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)

@@ -47,6 +47,7 @@ from r3f_utils.metrics import build_compute_metrics
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
 from r3f_utils.params import GLUE_METHODS, GlueParams, GlueTraining, resolve
+from r3f_utils.params import check_parameter as _check
 from r3f_utils.recipes import PAPER_GLUE_HPARAMS  # the reference GLUE table, torch-free for the launchers
 
 __all__ = [
@@ -125,11 +126,6 @@ class RunConfig(GlueTraining):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json, including the effective number of updates."""
         return {**self.model_dump(), "total_updates": self.total_updates}
-
-
-def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"parameter {name}={value!r} is invalid: {allowed}")
 
 
 def _fixtures(family: str) -> str:

@@ -31,6 +31,7 @@ from r3f_utils.experiments import checkpoints
 from r3f_utils.models import configure_threads
 from r3f_utils.package_data import fixtures_dir
 from r3f_utils.params import SftParams, resolve
+from r3f_utils.params import check_parameter as _check
 from r3f_utils.tiny_models import TINY_ARCHITECTURES, build_tiny_model
 
 __all__ = [
@@ -134,11 +135,6 @@ class SFTRunConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json."""
         return asdict(self)
-
-
-def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"parameter {name}={value!r} is invalid: {allowed}")
 
 
 def _validate(cfg: SFTRunConfig) -> SFTRunConfig:

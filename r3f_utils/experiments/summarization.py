@@ -40,6 +40,7 @@ from r3f_utils.methods.collators import FairseqSeq2SeqCollator
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
 from r3f_utils.params import FIXTURES, SummarizationParams, resolve
+from r3f_utils.params import check_parameter as _check
 from r3f_utils.rouge import ROUGE_TYPES, compute_rouge
 
 __all__ = [
@@ -118,11 +119,6 @@ class SummarizationConfig(SummarizationParams):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json, with the decoding settings actually used."""
         return {**self.model_dump(), **self.decoding(), "rouge_l": "rougeLsum (summary-level, one sentence per line)"}
-
-
-def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"parameter {name}={value!r} is invalid: {allowed}")
 
 
 def _validate(cfg: SummarizationConfig) -> SummarizationConfig:
