@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import yaml_io
-from .families import family_of
+from .families import ProfileDefaults, family_of
 from .package_data import registry_path
 from .params import GLUE_TASK_NAMES, PROBE_MAX_CYCLES, PROFILES, XNLI_LANGUAGES, resolve
 
@@ -158,7 +158,7 @@ class DatasetRef:
 class ProfileSpec:
     """A row's ``smoke:`` or ``cpu:`` section: parameter overrides, pinned values, seeds to run (default 1)."""
 
-    parameters: dict[str, Any] = field(default_factory=dict)  # a null value drops the parameter
+    parameters: dict[str, Any] = field(default_factory=dict)  # over the family's profile values (r3f_utils.families)
     expected: dict[str, float] = field(default_factory=dict)
     tolerance: dict[str, float] = field(default_factory=dict)
     seeds: int = 1
@@ -208,15 +208,14 @@ class RegistryRow:
         return self.seeds_needed if profile == "paper" else (spec.seeds if spec is not None else 1)
 
     def parameters_for(self, profile: str) -> dict[str, Any]:
-        """Row parameters for ``profile``; smoke/cpu merge their section's parameters (null drops a key)."""
-        params = dict(self.parameters)
+        """Row parameters for ``profile``: its family's values for the profile (``r3f_utils.families``, the one
+        place they live), the row's ``parameters`` (its paper recipe: in smoke/cpu without the keys those profiles
+        set themselves), then its ``smoke:``/``cpu:`` section's. A notebook outside the families' table: the row's
+        parameters, then the section's."""
         spec = self.profile_spec(profile)
-        for key, value in (spec.parameters if spec is not None else {}).items():
-            if value is None:
-                params.pop(key, None)
-            else:
-                params[key] = value
-        return params
+        family = family_of(self.notebook)
+        profiles = family.profiles if family is not None else ProfileDefaults()
+        return profiles.resolve(profile, self.parameters, spec.parameters if spec is not None else {})
 
 
 @dataclass(frozen=True)
@@ -547,6 +546,21 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
                 )
 
 
+def _check_no_null_overrides(rows: list[RegistryRow], errors: list[str]) -> None:
+    """A null in a ``smoke:``/``cpu:`` section's parameters used to drop the row's key so that the notebook's
+    default applied; each profile's values now live in its family's record, so a null is refused rather than
+    passed to the notebook as None."""
+    for row in rows:
+        for name in ("smoke", "cpu"):
+            spec = getattr(row, name)
+            for key, value in (spec.parameters if spec is not None else {}).items():
+                if value is None:
+                    errors.append(
+                        f"row '{row.id}': field '{name}.parameters.{key}': null no longer drops a parameter: delete "
+                        f"the key; the {name} profile's value comes from the family's profile values "
+                        "(r3f_utils/families.py, ProfileDefaults), else the notebook's default")
+
+
 def _check_values(row: RegistryRow, errors: list[str]) -> None:
     """A family's row: its parameters of every profile validated by the family's parameter class, as the notebook
     will validate them (types, ranges, choices), so a bad value fails here rather than in a run."""
@@ -802,6 +816,7 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         seen.setdefault(row.id, index)
         rows.append(row)
     _check_experiments(rows, errors)
+    _check_no_null_overrides(rows, errors)
     claims = _parse_claims(data.get("claims"), rows, errors)
     if check_notebooks and not errors:
         _check_notebooks(rows, path.parent, errors)
