@@ -9,7 +9,8 @@ registry's (``results_registry.yaml``, per row).
 :func:`resolve` validates a mapping of parameters with the errors the notebooks always gave: an unknown name is a
 ``TypeError`` with "did you mean", a bad value a ``ValueError`` ``parameter <name>=<value> is invalid: <what is
 allowed>``. Numbers are strict: a string such as ``'1e-5'`` is refused, not guessed at (the registry's and
-train's YAML reader reads ``1e-5`` as a number, :mod:`r3f_utils.yaml_io`).
+train's YAML reader reads ``1e-5`` as a number, :mod:`r3f_utils.yaml_io`). :func:`validation_problems` words every
+error of any model in the same terms, with the field's path; the registry's rows and claims use it.
 
 Torch-free: the registry, the runner and :mod:`r3f_utils.families` import it.
 """

@@ -1,7 +1,9 @@
 """The result registry: every number of the paper, as a validated list of ``RegistryRow``.
 
 ``results_registry.yaml`` (``rows:``, a list) is read with :func:`r3f_utils.yaml_io.load` (safe; ``1e-5`` is a
-number). Validation names the row and the field of every problem and suggests near matches for names. This
+number). Rows and claims are validated by their classes, pydantic dataclasses whose fields are the YAML keys
+(:class:`RegistryRow`, :class:`Claim`: each schema written once); every problem is reported, naming the row and the
+field, with near matches suggested for names (:func:`r3f_utils.params.validation_problems`). This
 module also holds the one list of metric names (``METRIC_NAMES``) and aggregations (``AGGREGATIONS``) the whole
 package uses. No torch/transformers import; papermill is imported only to check notebooks.
 """
@@ -62,6 +64,7 @@ __all__ = [
     "XNLI_LANGUAGES",
     "Claim",
     "ClaimOperand",
+    "ClaimPin",
     "DatasetRef",
     "ProfileSpec",
     "Registry",
@@ -241,7 +244,7 @@ def _one_of(options: Iterable[str], noun: str | None = None) -> BeforeValidator:
             return value
         if noun:
             raise ValueError(f"unknown {noun} {value!r}{suggest(str(value), options)} (known: {', '.join(options)})")
-        raise ValueError(f"must be one of {', '.join(map(repr, options))}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(map(repr, options))}, got {value!r}{suggest(str(value), options)}")
 
     return BeforeValidator(check)
 
@@ -294,7 +297,7 @@ Number = Annotated[float, BeforeValidator(_number)]
 NonNegative = Annotated[float, BeforeValidator(_number), AfterValidator(_non_negative)]
 Text = Annotated[str, BeforeValidator(_text)]
 Name = Annotated[str, BeforeValidator(_name)]
-Id = Annotated[str, BeforeValidator(_name), AfterValidator(_id)]
+Id = Annotated[str, BeforeValidator(_text), AfterValidator(_id)]
 MetricName = Annotated[str, BeforeValidator(_metric_name)]
 Parameters = Annotated[
     dict[Annotated[str, BeforeValidator(_parameter_name)], Annotated[Any, AfterValidator(_no_string_numbers)]],
@@ -458,10 +461,12 @@ class RegistryRow:
         return params
 
 
-def _operand(value: Any) -> Any:  # `left: [exp]` is `left: [{experiment: exp}]`
-    if isinstance(value, str):
-        return {"experiment": value}
-    if not isinstance(value, Mapping) and not isinstance(value, ClaimOperand):
+def _operand(value: Any, metric: Any = None) -> Any:
+    """``left: [exp]`` is ``left: [{experiment: exp}]``; an operand without a metric reads the claim's."""
+    value = {"experiment": value} if isinstance(value, str) else value
+    if isinstance(value, Mapping) and "metric" not in value and metric is not None:
+        return {**value, "metric": metric}
+    if not isinstance(value, (Mapping, ClaimOperand)):
         raise ValueError(f"expected an experiment key or {{experiment: X, metric: M}}, got {value!r}")
     return value
 
@@ -520,12 +525,10 @@ class Claim:
     @model_validator(mode="wrap")
     @classmethod
     def _check(cls, data: Any, handler: Any, info: ValidationInfo) -> Claim:
-        metric = data.get("metric") if isinstance(data, Mapping) else None
-        if metric is not None:  # an operand without a metric reads the claim's
-            data = {**data, **{side: [{"metric": metric, "experiment": o} if isinstance(o, str) else
-                                      {"metric": metric, **o} if isinstance(o, Mapping) and "metric" not in o else o
-                                      for o in data[side]]
-                               for side in ("left", "right") if isinstance(data.get(side), list)}}
+        if isinstance(data, Mapping):  # each operand (an experiment key or a mapping) with the claim's metric
+            sides = [side for side in ("left", "right") if isinstance(data.get(side), list)]
+            data = {**data, **{side: [o if not isinstance(o, (str, Mapping)) else _operand(o, data.get("metric"))
+                                      for o in data[side]] for side in sides}}
         claim = handler(data)
         experiments = (info.context or {}).get("experiments")
         if experiments is not None:
