@@ -23,7 +23,7 @@ from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .atomic import OutputError, atomic_write_text
-from .layout import ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, batch_of, run_folder, run_seed
+from .layout import ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, batch_of, run_experiment, run_folder, run_seed
 from .registry import PROFILES, check_metric_name
 
 __all__ = [
@@ -241,7 +241,7 @@ def _check_run_folder(rec: ResultRecord) -> None:
     to its run folder."""
     if batch_of(rec.path.parent) is None:
         return
-    folder, seed = rec.path.parent.parent.name, run_seed(rec.path.parent)
+    folder, seed = run_experiment(rec.path.parent), run_seed(rec.path.parent)
     if folder not in (rec.experiment, rec.row) or seed != rec.seed:
         raise ResultsError(
             f"{rec.path}: holds row {rec.row!r} seed {rec.seed}, but lies in the run folder of {folder!r} "
@@ -255,9 +255,10 @@ def _check_unfinished_runs(base: Path) -> None:
     interrupted run."""
     for notebook in sorted(base.rglob(EXECUTED_NOTEBOOK)):
         run = notebook.parent
-        if batch_of(run) is not None and not (run / RESULTS_FILENAME).exists() and not (run / ERROR_FILE).exists():
+        batch = batch_of(run)
+        if batch is not None and not (run / RESULTS_FILENAME).exists() and not (run / ERROR_FILE).exists():
             raise ResultsError(
                 f"{run}: an executed notebook without {RESULTS_FILENAME} (the run was interrupted or the notebook "
-                f"never called write_results): finish it with `reproduce --resume {run.parent.parent}`, or "
+                f"never called write_results): finish it with `reproduce --resume {batch}`, or "
                 "delete the folder"
             )

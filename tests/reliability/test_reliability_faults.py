@@ -243,10 +243,32 @@ def test_resume_refuses_a_seed_run_with_other_parameters(tmp_path) -> None:
     batch = tmp_path / "old"
     write_results(batch / "toy.single" / "seed-1", row="toy.single", profile="smoke", seed=1,
                   metrics={"accuracy": 50.0}, parameters={"value": 600.0, "step": 2.0})
-    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY)  # no manifest: an old batch
+    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY)
+    write_batch_manifest(batch, jobs, seeds=None, overrides={})  # the manifest says no --set; the seed says 600
     with pytest.raises(runner.RunnerError, match=r"toy.single/seed-1 was run with value=600.0, this plan has "
                                                  r"value=50.0"):
         check_resumable(jobs, batch, {})
+
+
+def test_resume_refuses_a_folder_without_batch_json(tmp_path, capsys) -> None:
+    batch = _toy_batch(tmp_path)
+    (batch / "batch.json").unlink()  # a batch made before manifests, or its batch.json deleted
+    assert main(["reproduce", "--registry", str(TOY), "--resume", str(batch)]) == 2
+    err = capsys.readouterr().err
+    assert f"{batch} holds no batch.json, so it is no batch of `reproduce`" in err
+    assert "re-run the rows as a new batch (`reproduce --rows ...` without --resume)" in err
+    assert not (batch / "toy.single" / "seed-1" / "notebook.ipynb").exists()  # nothing ran
+    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY)
+    with pytest.raises(runner.RunnerError, match=r"holds no batch\.json"):
+        check_resumable(jobs, batch, {})
+
+
+def test_resume_of_a_run_folder_points_at_its_batch(tmp_path, capsys) -> None:
+    batch = _toy_batch(tmp_path)
+    assert main(["reproduce", "--registry", str(TOY), "--resume", str(batch / "toy.single" / "seed-1")]) == 2
+    assert f"or point at the batch folder itself ({batch})" in capsys.readouterr().err
+    assert main(["reproduce", "--registry", str(TOY), "--resume", str(batch.parent)]) == 2  # the folder of batches
+    assert f"or point at the batch folder itself ({batch})" in capsys.readouterr().err
 
 
 def test_pin_refuses_a_batch_run_with_set(tmp_path, capsys) -> None:

@@ -229,24 +229,24 @@ def test_report_out_an_existing_file_exits_2_and_keeps_it(tmp_path, capsys) -> N
     assert existing.read_text() == "mine"
 
 
-# ---- 7. pin from a --set batch whose batch.json is gone ----------------------------------------------------------
+# ---- 7. pin from a batch whose batch.json is gone ------------------------------------------------------------------
 
-def test_pin_compares_with_the_notebook_defaults_when_batch_json_is_gone(tmp_path, capsys) -> None:
+def test_pin_refuses_a_batch_whose_batch_json_is_gone(tmp_path, capsys) -> None:
     notebook = _notebook_with(tmp_path, "budget.ipynb", parameters="max_updates = 10  # training budget")
     registry = _registry_copy(tmp_path, notebook)
     before = registry.read_text()
     batch = _toy_batch(tmp_path, registry, parameters={"value": 50.0, "step": 2.0, "metric": "accuracy",
                                                        "max_updates": 5})  # as run with --set max_updates=5
-    (batch / "batch.json").unlink()
+    (batch / "batch.json").unlink()  # nothing left to show how the batch ran: refused, whatever its parameters
     assert main(["pin", "--registry", str(registry), "--results", str(batch), "--rows", "toy.single"]) == 2
     err = capsys.readouterr().err
-    assert "run with max_updates=5" in err and "notebook's default (max_updates=10)" in err and "--set" in err
+    assert f"{batch} holds no batch.json" in err and "re-run `reproduce --rows toy.single` (without --set)" in err
     assert registry.read_text() == before
     shutil.rmtree(batch.parent)
     batch = _toy_batch(tmp_path, registry, parameters={"value": 50.0, "step": 2.0, "metric": "accuracy",
-                                                       "max_updates": 10})
-    (batch / "batch.json").unlink()
+                                                       "max_updates": 10})  # a normal batch pins
     assert main(["pin", "--registry", str(registry), "--results", str(batch), "--rows", "toy.single"]) == 0
+    assert "pinned 1 rows" in capsys.readouterr().out
 
 
 # ---- 8. check --results pointing at a notebook ---------------------------------------------------------------------
