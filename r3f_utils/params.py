@@ -528,7 +528,6 @@ def resolve(cls: type[M], params: Mapping[str, Any], label: str | None = None) -
         raise ValueError(f"parameter {name}={value!r} is invalid: {why}") from None
 
 
-
 class Problems(ValueError):
     """Raised by a validator that checks several fields together: each problem is ``(location, message)``, the
     location relative to the validated object; :func:`validation_problems` reports each at its own field."""
