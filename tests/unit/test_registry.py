@@ -138,7 +138,7 @@ def test_table2_halves_share_an_experiment(rows):
     assert best.parameters["r3f_lambda"] == 0.7 and best.parameters["learning_rate"] == 1e-5
 
 
-def test_smoke_parameters_merge_and_null_drops(rows):
+def test_smoke_parameters_leave_the_paper_scale_to_the_profile(rows):
     row = {r.id: r for r in rows}["table2a.rte.roberta_large_r3f"]
     smoke = row.parameters_for("smoke")
     assert "model_name" not in smoke and "max_updates" not in smoke
