@@ -11,6 +11,7 @@ package uses. No torch/transformers import; papermill is imported only to check 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -305,7 +306,7 @@ Parameters = Annotated[
 Notes = Annotated[tuple[str, ...], BeforeValidator(_listed), _empty_if_null(()), _allowed("a string or a list of "
                                                                                           "strings")]
 _SECTION = "a mapping with parameters, expected, tolerance, seeds"
-_SCHEMA = ConfigDict(extra="forbid")  # an unknown key is refused with a "did you mean"
+_SCHEMA = ConfigDict(extra="forbid", defer_build=True)  # unknown keys refused; built on first use
 
 
 def _tolerance_problems(tolerance: Mapping[str, float], metrics: Iterable[str]) -> list[tuple[tuple[str, ...], str]]:
@@ -593,13 +594,15 @@ class Registry:
     claims: list[Claim]
 
 
-_ADAPTERS = {RegistryRow: TypeAdapter(RegistryRow), Claim: TypeAdapter(Claim)}
+@functools.cache
+def _adapter(schema: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(schema)
 
 
 def _validate(schema: type[Any], raw: Any, where: str, errors: list[str], **context: Any) -> Any:
     """``raw`` validated as a ``schema``, or None with every problem appended to ``errors`` (the field named)."""
     try:
-        return _ADAPTERS[schema].validate_python(raw, context=context)
+        return _adapter(schema).validate_python(raw, context=context)
     except ValidationError as err:
         errors += [f"{where}: field '{path}': {message}" if path else f"{where}: {message}"
                    for path, message in validation_problems(err, schema)]

@@ -13,6 +13,7 @@ import yaml
 from r3f_utils.registry import (
     DEFAULT_REGISTRY,
     METRIC_NAMES,
+    SCHEMA_VERSIONS,
     Claim,
     RegistryError,
     RegistryRow,
@@ -251,7 +252,8 @@ BAD_ROWS = {  # a change to a good row -> what the error must say: the field, th
 
 def _registry(tmp_path: Path, rows: list, claims: list | None = None) -> Path:
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({"schema_version": 2, "rows": rows, **({"claims": claims} if claims else {})}))
+    version = SCHEMA_VERSIONS[-1]  # the newest this reader reads
+    path.write_text(yaml.safe_dump({"schema_version": version, "rows": rows, **({"claims": claims} if claims else {})}))
     return path
 
 
