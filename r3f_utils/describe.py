@@ -74,7 +74,7 @@ def expected_dataset(row: RegistryRow) -> DatasetRef | None:
     if spec is None:
         return None
     hub_id, config, revision = spec
-    return DatasetRef(hub_id, config, row.dataset.split if row.dataset is not None else "", revision)
+    return DatasetRef(hub_id, config, row.dataset.split if row.dataset is not None else "?", revision)  # ?: none
 
 
 def _dataset_problems(row: RegistryRow) -> list[str]:

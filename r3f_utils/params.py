@@ -9,7 +9,8 @@ registry's (``results_registry.yaml``, per row).
 :func:`resolve` validates a mapping of parameters with the errors the notebooks always gave: an unknown name is a
 ``TypeError`` with "did you mean", a bad value a ``ValueError`` ``parameter <name>=<value> is invalid: <what is
 allowed>``. Numbers are strict: a string such as ``'1e-5'`` is refused, not guessed at (the registry's and
-train's YAML reader reads ``1e-5`` as a number, :mod:`r3f_utils.yaml_io`).
+train's YAML reader reads ``1e-5`` as a number, :mod:`r3f_utils.yaml_io`). :func:`validation_problems` words every
+error of any model in the same terms, with the field's path; the registry's rows and claims use it.
 
 Torch-free: the registry, the runner and :mod:`r3f_utils.families` import it.
 """
@@ -20,9 +21,10 @@ import difflib
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from .constants import NOISE_TYPES, PROFILES
 
@@ -44,17 +46,21 @@ __all__ = [
     "Identity",
     "Params",
     "ProbingParams",
+    "Problems",
     "SftParams",
     "SummarizationParams",
     "Trained",
     "Training",
     "WallTimeParams",
     "XnliParams",
+    "field_allowed",
+    "location",
     "parameters_source",
     "renamed",
     "resolve",
     "spelling_problems",
     "suggest",
+    "validation_problems",
 ]
 
 Profile = Literal[PROFILES]  # smoke | cpu | paper (r3f_utils.constants)
@@ -527,7 +533,11 @@ def _choices(annotation: Any) -> list[Any] | None:
 
 def allowed(cls: type[Params], name: str) -> str:
     """What parameter ``name`` of ``cls`` accepts, in words."""
-    info = cls.model_fields[name]
+    return field_allowed(cls.model_fields[name])
+
+
+def field_allowed(info: FieldInfo) -> str:
+    """What a model's field accepts, in words: its ``allowed`` text, its ``Literal`` choices, or its type."""
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     if "allowed" in extra:
         return str(extra["allowed"])
@@ -535,9 +545,11 @@ def allowed(cls: type[Params], name: str) -> str:
     if choices is not None:
         return f"choose one of {choices}"
     kind = {int: "an integer", float: "a number", bool: "True or False", str: "a string"}
-    args = get_args(info.annotation) or (info.annotation,)
-    words = [kind.get(a, "a list" if get_origin(a) is list else getattr(a, "__name__", str(a)))
-             for a in args if a is not type(None)]
+    args = get_args(info.annotation) if get_origin(info.annotation) is not dict else ()
+    args = args or (info.annotation,)
+    collections = {list: "a list", tuple: "a list", dict: "a mapping"}
+    words = [kind.get(a, collections.get(get_origin(a), getattr(a, "__name__", str(a))))
+             for a in map(_unwrap, args) if a is not type(None)]
     return ("None or " if type(None) in args else "") + " or ".join(words)
 
 
@@ -566,6 +578,83 @@ def resolve(cls: type[M], params: Mapping[str, Any], label: str | None = None) -
             why += " (a string is not a number: write it without quotes)"
         raise ValueError(f"parameter {name}={value!r} is invalid: {why}") from None
 
+
+class Problems(ValueError):
+    """Raised by a validator that checks several fields together: each problem is ``(location, message)``, the
+    location relative to the validated object; :func:`validation_problems` reports each at its own field."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]):
+        self.problems = problems
+        super().__init__("; ".join(message for _, message in problems))
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` of ``Annotated[X, ...]`` and of ``Optional[X]``."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if type(None) in get_args(annotation) and len(args) == 1:
+            annotation = args[0]
+            continue
+        return annotation
+
+
+def _walk(schema: Any, loc: tuple[Any, ...]) -> tuple[dict[str, FieldInfo], FieldInfo | None]:
+    """Follow ``loc`` through ``schema`` (a model or pydantic dataclass and the types of its fields): the fields
+    of the model holding the last field named on the way, and that field."""
+    annotation, fields, info = schema, {}, None
+    for part in loc:
+        annotation = _unwrap(annotation)
+        own = getattr(annotation, "__pydantic_fields__", None)
+        if own is not None and part in own:
+            fields, info, annotation = own, own[part], own[part].annotation
+        elif get_origin(annotation) in (dict, Mapping):
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) in (list, tuple):
+            annotation = get_args(annotation)[0]
+    own = getattr(_unwrap(annotation), "__pydantic_fields__", None)
+    return (own if own is not None else fields), info
+
+
+def location(loc: tuple[Any, ...]) -> str:
+    """``('smoke', 'tolerance', 'f1')`` as ``smoke.tolerance.f1``, ``('left', 0)`` as ``left[0]``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def validation_problems(err: ValidationError, schema: Any) -> list[tuple[str, str]]:
+    """Every error of ``err`` (a validation of ``schema``) as ``(field path, message)``, in the words of the
+    parameter errors: an unknown key with "did you mean", a missing one, a validator's own message, else what
+    the field accepts (its ``allowed`` text) and what it got."""
+    out: dict[tuple[str, str], None] = {}
+    errors = err.errors()
+    deeper = {tuple(e["loc"])[:i] for e in errors for i in range(len(e["loc"]))}
+    for e in errors:
+        loc, kind = tuple(e["loc"]), e["type"]
+        if kind == "too_short" and loc in deeper:  # pydantic counts the items that failed as missing: said below
+            continue
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, Problems):
+            out.update(((location(loc + sub), message), None) for sub, message in error.problems)
+            continue
+        if loc[-1:] == ("[key]",):  # a mapping's key: reported at the mapping (the message names the key)
+            loc = loc[:-2]
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+            known = _walk(schema, loc[:-1])[0]
+            message = f"unknown {'field' if len(loc) == 1 else 'key'}{suggest(str(loc[-1]), known)}"
+        elif kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
+            message = "missing required field"
+        elif kind in ("value_error", "assertion_error") and error is not None:
+            message = str(error)
+        else:  # a type error: what the field accepts (a custom error of type "expected" words a type's own)
+            info = _walk(schema, loc)[1]
+            extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+            what = extra.get("allowed") or (e["msg"] if kind == "expected" else
+                                            field_allowed(info) if info is not None else e["msg"].lower())
+            message = f"expected {what}, got {e['input']!r}"
+        out[(location(loc), message)] = None
+    return list(out)
 
 # ---- the notebooks' parameters cell ----------------------------------------------------------------------------
 

@@ -131,6 +131,29 @@ BAD_CLAIMS = {
     "bad pin": ("smoke: {expected: yes}", "field 'smoke.expected': must be one of 'holds', 'fails', 'degenerate'"),
     "unknown metric": ("metric: acuracy", "unknown metric name 'acuracy'; did you mean 'accuracy'"),
     "negative margin": ("margin: -1.0", "field 'margin': -1.0 is negative"),
+    "quoted margin": ("margin: '1e-5'", "field 'margin': '1e-5' is a string, not a number (it is quoted); write 1e-5"),
+    "unknown field": ("figur: X", "field 'figur': unknown field; did you mean 'figure'?"),
+    "bad aggregation": ("aggregation: median_of10", "field 'aggregation': must be one of 'max_of_10', "
+                                                    "'median_of_10'"),
+    "operand key": ("left: [{experiment: figX.ours, metrc: accuracy}]",
+                    "field 'left[0].metrc': unknown key; did you mean 'metric'?"),
+    "operand metric": ("left: [{experiment: figX.ours, metric: acuracy}]",
+                       "field 'left[0].metric': unknown metric name 'acuracy'; did you mean 'accuracy'"),
+    "operand metric not registered": ("left: [{experiment: figX.ours, metric: f1}]",
+                                      "field 'left[0]': experiment 'figX.ours' does not register metric 'f1' (its "
+                                      "rows have accuracy)"),
+    "operand not a key": ("right: [5]", "field 'right[0]': expected an experiment key or {experiment: X, metric: "
+                                        "M}, got 5"),
+    "empty side": ("right: []", "field 'right': expected a non-empty list of experiment keys, got []"),
+    "pin key": ("smoke: {expect: holds}", "field 'smoke.expect': unknown key; did you mean 'expected'?"),
+    "pin shape": ("smoke: holds", "field 'smoke': expected {expected: holds|fails|degenerate}, got 'holds'"),
+    "per_metric without the metric": ("per_metric: [f1]", "field 'per_metric': must contain the claim's metric "
+                                                           "'accuracy'"),
+    "per_metric not registered": ("per_metric: [accuracy, f1]", "field 'per_metric': experiment 'figX.ours' does "
+                                                                "not register metric 'f1'"),
+    "per_metric empty": ("per_metric: []", "field 'per_metric': expected a non-empty list of metric names, got []"),
+    "per_metric unknown": ("per_metric: [accuracy, acuracy]", "field 'per_metric[1]': unknown metric name "
+                                                              "'acuracy'; did you mean 'accuracy'"),
 }
 
 
