@@ -309,11 +309,13 @@ def preload_modules() -> tuple[str, ...]:
 
 def notebook_parameters(family: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The family's parameters as a notebook's namespace holds them after papermill's injection, validated by
-    the family's class: ``exp.resolve_glue_config(**notebook_parameters("glue", globals()))``."""
-    from .params import resolve
+    the family's class: ``exp.resolve_glue_config(**notebook_parameters("glue", globals()))``. An old spelling
+    papermill injected (``-p smart_lambda 3``; papermill only warns) is refused with its new name."""
+    from .params import RENAMED, resolve
 
     cls = get_family(family).params
-    return resolve(cls, {name: namespace[name] for name in cls.model_fields if name in namespace}).to_params()
+    names = [*cls.model_fields, *(old for old in RENAMED if old not in cls.model_fields)]
+    return resolve(cls, {name: namespace[name] for name in names if name in namespace}).to_params()
 
 
 def notebook_defaults(notebook: str | Path) -> dict[str, Any]:

@@ -186,7 +186,7 @@ BAD = {  # fixture -> fragments the error must contain (row, field, problem)
         "did you mean 'value'",
     ],
     "bad_parameter_exponent_string": ["field 'parameters.value'", "'1e-5' is a string", "write 1e-5"],
-    "bad_no_common_parameters": ["no_common_parameters.ipynb", "does not declare the common parameter 'row'"],
+    "bad_no_common_parameters": ["no_common_parameters.ipynb", "does not declare the common parameter 'experiment'"],
     "bad_unknown_field": ["field 'tolerence'", "unknown field", "did you mean 'tolerance'"],
     "bad_experiment_mismatch": ["row 'toy.bad2'", "field 'parameters'", "shares experiment 'toy.shared'"],
 }
@@ -251,7 +251,7 @@ BAD_ROWS = {  # a change to a good row -> what the error must say: the field, th
 
 def _registry(tmp_path: Path, rows: list, claims: list | None = None) -> Path:
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({"schema_version": 2, "rows": rows, **({"claims": claims} if claims else {})}))
+    path.write_text(yaml.safe_dump({"schema_version": 3, "rows": rows, **({"claims": claims} if claims else {})}))
     return path
 
 
