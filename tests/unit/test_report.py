@@ -34,7 +34,7 @@ CHROMIUM_FLAGS = [
 
 def _records() -> list[ResultRecord]:
     def rec(row, **metrics):
-        return ResultRecord(Path(f"/r/{row}/results.json"), row, row, "paper", 1, metrics)
+        return ResultRecord(Path(f"/r/{row}/results.json"), row, "paper", 1, metrics)
 
     return [
         rec("table4.cnn_dailymail.bart_r3f", rouge1=43.5, rouge2=21.0, rougeLsum=41.2),

@@ -104,7 +104,7 @@ def test_smoke_cells_are_not_coloured_like_reproduced_paper_numbers(tmp_path):
         batch / "report.md").read_text()
     # the paper profile keeps its colours
     rows = load_registry(TOY, check_notebooks=False)
-    rec = ResultRecord(Path("/r/toy.single/results.json"), "toy.single", "toy.single", "paper", 1, {"accuracy": 50.0})
+    rec = ResultRecord(Path("/r/toy.single/results.json"), "toy.single", "paper", 1, {"accuracy": 50.0})
     paper = _page(report_module.render_html(rows, check(rows, [rec], "paper"), records=[rec]))
     assert green in paper.style
     assert not any("pin" in a.get("class", "").split() for t, a in paper.elements if t == "td")
@@ -126,7 +126,7 @@ def test_degenerate_scatter_is_skipped_with_a_sentence(tmp_path):
 def test_scatter_of_nearly_equal_values_has_plain_axes(monkeypatch):
     """Values 100.0 and 100.00001 used to give offset axes ("+1e2") with overlapping tick labels."""
     rows = load_registry(TOY, check_notebooks=False)
-    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, r, "paper", 1, {"accuracy": v})
+    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, "paper", 1, {"accuracy": v})
                for r, v in (("toy.single", 100.0), ("toy.fails", 100.00001))]
     result = check(rows, records, "paper")
     assert report_module.degenerate_plot_reason(result) == ""
@@ -253,7 +253,7 @@ def test_report_format_model_index(tmp_path, capsys):
 
 def test_several_coinciding_points_are_degenerate_too():
     rows = load_registry(TOY, check_notebooks=False)  # toy.single and toy.fails: paper value 50.0 each
-    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, r, "paper", 1, {"accuracy": 50.0})
+    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, "paper", 1, {"accuracy": 50.0})
                for r in ("toy.single", "toy.fails")]
     result = check(rows, records, "paper")
     reason = report_module.degenerate_plot_reason(result)
