@@ -163,7 +163,7 @@ def test_results_file_of_another_row_exits_2(tmp_path, capsys) -> None:
     (batch / "toy.multi").mkdir()
     shutil.copytree(batch / "toy.single" / "seed-1", batch / "toy.multi" / "seed-1")
     assert main(["check", "--registry", str(TOY), "--results", str(batch), "--profile", "smoke"]) == 2
-    assert "holds row 'toy.single' seed 1, but lies in the run folder of 'toy.multi'" in capsys.readouterr().err
+    assert "holds experiment 'toy.single' seed 1, but lies in the run folder of 'toy.multi'" in capsys.readouterr().err
 
 
 def test_executed_notebook_without_results_exits_2(tmp_path, capsys) -> None:
