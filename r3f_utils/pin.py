@@ -52,7 +52,7 @@ def _replace_expected(text: str, row_id: str, mapping: str) -> str:
     match = _EXPECTED.search(block)
     if match is None:
         raise PinError(f"row {row_id!r} has no 'expected: {{...}}' in its smoke block; add one, e.g. "
-                       "smoke: {<<: *glue_smoke, expected: {accuracy: 0.0}, tolerance: 0.01}, then pin again")
+                       "smoke: {expected: {accuracy: 0.0}, tolerance: 0.01}, then pin again")
     close = block.index("}", match.end())
     new_block = block[: match.start()] + f"expected: {{{mapping}}}" + block[close + 1 :]
     return text[:start] + new_block + text[end:]

@@ -11,6 +11,7 @@ package uses. No torch/transformers import; papermill is imported only to check 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,7 +36,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from . import yaml_io
-from .families import family_of
+from .families import ProfileDefaults, family_of
 from .package_data import registry_path
 from .params import (
     GLUE_TASK_NAMES,
@@ -310,7 +311,7 @@ Parameters = Annotated[
 Notes = Annotated[tuple[str, ...], BeforeValidator(_listed), _empty_if_null(()), _allowed("a string or a list of "
                                                                                           "strings")]
 _SECTION = "a mapping with parameters, expected, tolerance, seeds"
-_SCHEMA = ConfigDict(extra="forbid")  # an unknown key is refused with a "did you mean"
+_SCHEMA = ConfigDict(extra="forbid", defer_build=True)  # unknown keys refused; built on first use
 
 
 def _tolerance_problems(tolerance: Mapping[str, float], metrics: Iterable[str]) -> list[tuple[tuple[str, ...], str]]:
@@ -350,7 +351,7 @@ class DatasetRef:
 class ProfileSpec:
     """A row's ``smoke:`` or ``cpu:`` section: parameter overrides, pinned values, seeds to run (default 1)."""
 
-    # a null value drops the parameter
+    # over the family's profile values (r3f_utils.families); a null is refused (_check_no_null_overrides)
     parameters: Parameters = field(default_factory=dict)
     expected: Annotated[dict[MetricName, Number], _empty_if_null({}), _allowed("a mapping metric name -> number")
                         ] = field(default_factory=dict)
@@ -455,15 +456,14 @@ class RegistryRow:
         return self.seeds_needed if profile == "paper" else (spec.seeds if spec is not None else 1)
 
     def parameters_for(self, profile: str) -> dict[str, Any]:
-        """Row parameters for ``profile``; smoke/cpu merge their section's parameters (null drops a key)."""
-        params = dict(self.parameters)
+        """Row parameters for ``profile``: its family's values for the profile (``r3f_utils.families``, the one
+        place they live), the row's ``parameters`` (its paper recipe: in smoke/cpu without the keys those profiles
+        set themselves), then its ``smoke:``/``cpu:`` section's. A notebook outside the families' table: the row's
+        parameters, then the section's."""
         spec = self.profile_spec(profile)
-        for key, value in (spec.parameters if spec is not None else {}).items():
-            if value is None:
-                params.pop(key, None)
-            else:
-                params[key] = value
-        return params
+        family = family_of(self.notebook)
+        profiles = family.profiles if family is not None else ProfileDefaults()
+        return profiles.resolve(profile, self.parameters, spec.parameters if spec is not None else {})
 
 
 def _operand(value: Any, metric: Any = None) -> Any:
@@ -599,13 +599,15 @@ class Registry:
     claims: list[Claim]
 
 
-_ADAPTERS = {RegistryRow: TypeAdapter(RegistryRow), Claim: TypeAdapter(Claim)}
+@functools.cache
+def _adapter(schema: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(schema)
 
 
 def _validate(schema: type[Any], raw: Any, where: str, errors: list[str], **context: Any) -> Any:
     """``raw`` validated as a ``schema``, or None with every problem appended to ``errors`` (the field named)."""
     try:
-        return _ADAPTERS[schema].validate_python(raw, context=context)
+        return _adapter(schema).validate_python(raw, context=context)
     except ValidationError as err:
         errors += [f"{where}: field '{path}': {message}" if path else f"{where}: {message}"
                    for path, message in validation_problems(err, schema)]
@@ -647,6 +649,21 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
                     f"row '{row.id}': field '{name}': parameters/seeds differ from row '{other.id}' of the same"
                     f" experiment '{row.experiment}'"
                 )
+
+
+def _check_no_null_overrides(rows: list[RegistryRow], errors: list[str]) -> None:
+    """A null in a ``smoke:``/``cpu:`` section's parameters used to drop the row's key so that the notebook's
+    default applied; each profile's values now live in its family's record, so a null is refused rather than
+    passed to the notebook as None."""
+    for row in rows:
+        for name in ("smoke", "cpu"):
+            spec = getattr(row, name)
+            for key, value in (spec.parameters if spec is not None else {}).items():
+                if value is None:
+                    errors.append(
+                        f"row '{row.id}': field '{name}.parameters.{key}': null no longer drops a parameter: delete "
+                        f"the key; the {name} profile's value comes from the family's profile values "
+                        "(r3f_utils/families.py, ProfileDefaults), else the notebook's default")
 
 
 def _check_values(row: RegistryRow, errors: list[str]) -> None:
@@ -794,6 +811,7 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         seen.setdefault(row.id, index)
         rows.append(row)
     _check_experiments(rows, errors)
+    _check_no_null_overrides(rows, errors)
     claims = _parse_claims(data.get("claims"), rows, invalid, errors)
     if check_notebooks and not errors:
         _check_notebooks(rows, path.parent, errors)

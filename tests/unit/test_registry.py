@@ -13,6 +13,7 @@ import yaml
 from r3f_utils.registry import (
     DEFAULT_REGISTRY,
     METRIC_NAMES,
+    SCHEMA_VERSIONS,
     Claim,
     RegistryError,
     RegistryRow,
@@ -138,7 +139,7 @@ def test_table2_halves_share_an_experiment(rows):
     assert best.parameters["r3f_lambda"] == 0.7 and best.parameters["learning_rate"] == 1e-5
 
 
-def test_smoke_parameters_merge_and_null_drops(rows):
+def test_smoke_parameters_leave_the_paper_scale_to_the_profile(rows):
     row = {r.id: r for r in rows}["table2a.rte.roberta_large_r3f"]
     smoke = row.parameters_for("smoke")
     assert "model_name" not in smoke and "max_updates" not in smoke
@@ -251,7 +252,8 @@ BAD_ROWS = {  # a change to a good row -> what the error must say: the field, th
 
 def _registry(tmp_path: Path, rows: list, claims: list | None = None) -> Path:
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({"schema_version": 3, "rows": rows, **({"claims": claims} if claims else {})}))
+    version = SCHEMA_VERSIONS[-1]  # the newest this reader reads
+    path.write_text(yaml.safe_dump({"schema_version": version, "rows": rows, **({"claims": claims} if claims else {})}))
     return path
 
 
