@@ -40,11 +40,15 @@ from .families import ProfileDefaults, family_of
 from .package_data import registry_path
 from .params import (
     GLUE_TASK_NAMES,
+    MIGRATION_NOTE,
     PROBE_MAX_CYCLES,
     PROFILES,
+    REGISTRY_SCHEMA,
+    RENAMED,
     XNLI_LANGUAGES,
     Problems,
     location,
+    renamed,
     resolve,
     suggest,
     validation_problems,
@@ -134,14 +138,15 @@ AGGREGATIONS: dict[str, tuple[str, int]] = {
 }
 
 ROLES = ("target", "reported")
-# registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`)
-SCHEMA_VERSIONS = (1, 2)
+# registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`; 3 gave each
+# concept one spelling, params.RENAMED: older versions are refused with a pointer to the migration note)
+SCHEMA_VERSIONS = (REGISTRY_SCHEMA,)
 CLAIM_RELATIONS = ("<", "<=", ">", ">=")
 # how the values of one side of a claim combine: every element on its own, or one reduced value
 CLAIM_REDUCTIONS = ("each", "max", "min", "mean")
 CLAIM_VERDICTS = ("holds", "fails", "degenerate")  # what a smoke/cpu section may pin
 # parameters the runner injects into every notebook
-COMMON_PARAMETERS = ("row", "profile", "seed", "output_dir")
+COMMON_PARAMETERS = ("experiment", "profile", "seed", "output_dir")
 
 _TOP_LEVEL = ("schema_version", "templates", "rows", "claims")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -774,7 +779,11 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
     elif version not in SCHEMA_VERSIONS or isinstance(version, bool):
         errors.append(f"{path}: schema_version {version!r} is not supported by this reader (it reads "
                       f"{', '.join(map(str, SCHEMA_VERSIONS))}); "
-                      + ("add `schema_version: 2` at the top" if version is None else "upgrade r3f-repro"))
+                      + (f"add `schema_version: {REGISTRY_SCHEMA}` at the top" if version is None
+                         else _old_schema(version) if version in (1, 2) else "upgrade r3f-repro"))
+    if errors and version in (1, 2):  # every row would repeat the renames: the version's message says them
+        raise RegistryError(errors)
+    _check_spellings(data["rows"], errors)
     rows: list[RegistryRow] = []
     invalid: set[str] = set()  # the experiments of rows reported invalid (claims do not repeat it)
     seen: dict[str, int] = {}
@@ -799,6 +808,32 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
     if errors:
         raise RegistryError([f"{path}: {e}" if not e.startswith(str(path)) else e for e in errors])
     return Registry(rows, claims)
+
+
+def _old_schema(version: int) -> str:
+    """What changed since registry schema ``version`` and where the migration note is."""
+    renames = ", ".join(f"{old} -> {new}" for old, new in RENAMED.items())
+    return (f"schema {REGISTRY_SCHEMA} renamed parameters ({renames}; the probing study experiment -> study) and "
+            f"results.json's `row` -> `experiment`: rename them and write `schema_version: {REGISTRY_SCHEMA}` "
+            f"({MIGRATION_NOTE})")
+
+
+def _check_spellings(raw_rows: list[Any], errors: list[str]) -> None:
+    """Refuse the old spellings (:data:`r3f_utils.params.RENAMED`) among every row's parameters of every profile,
+    with the new name and the migration note."""
+    for index, raw in enumerate(raw_rows):
+        if not isinstance(raw, Mapping):
+            continue
+        where = f"row '{raw['id']}'" if isinstance(raw.get("id"), str) else f"rows[{index}]"
+        family = family_of(raw.get("notebook")) if isinstance(raw.get("notebook"), str) else None
+        sections = [("parameters", raw.get("parameters"))] + [
+            (f"{name}.parameters", raw[name].get("parameters")) for name in ("smoke", "cpu")
+            if isinstance(raw.get(name), Mapping)]
+        for fld, params in sections:
+            for key in params if isinstance(params, Mapping) else ():
+                pointer = renamed(str(key), family.name if family is not None else None)
+                if pointer:
+                    errors.append(f"{where}: field '{fld}.{key}': {pointer}")
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool = True) -> list[RegistryRow]:
