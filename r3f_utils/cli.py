@@ -132,12 +132,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _only_unknown_rows(rows: Sequence[RegistryRow], records: Sequence, args: argparse.Namespace) -> str:
-    """Why a check would pass on nothing ("" if it would not): results whose rows are all unknown to the
+    """Why a check would pass on nothing ("" if it would not): results whose experiments are all unknown to the
     registry (wrong folder or registry)."""
     known = {r.id for r in rows} | {r.experiment for r in rows}
     mine = [r for r in records if r.profile == args.profile]
-    if mine and not any(r.row in known or r.experiment in known for r in mine):
-        names = sorted({r.row for r in mine})
+    if mine and not any(r.experiment in known for r in mine):
+        names = sorted({r.experiment for r in mine})
         return (f"none of the results under {args.results} belongs to a row of {args.registry} (they name "
                 f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}): wrong --registry or results folder?")
     return ""

@@ -333,7 +333,7 @@ def _summarization_downloads(params: Mapping[str, Any]) -> list[Download]:
 
 def probing_tasks(params: Mapping[str, Any]) -> list[str]:
     """The GLUE tasks of a probing run, in first-use order (the notebook's defaults: the paper's tasks and chain)."""
-    if params.get("experiment") == "generalization":
+    if params.get("study") == "generalization":
         return list(dict.fromkeys([str(params.get("source_task", "sst2")),
                                    *params.get("probe_tasks", PAPER_PROBE_TASKS)]))
     return list(params.get("chain", PAPER_CHAIN))
@@ -351,21 +351,15 @@ def _probing_downloads(params: Mapping[str, Any]) -> list[Download]:
     return _glue_task_downloads(GLUE_HUB_ID, probing_tasks(params))
 
 
-def _steps(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The ascent steps S of SMART and FreeLB (Table 1's cost 3 + 3S), for :func:`r3f_utils.recipes._method_cost`."""
-    return {"smart_steps": params.get("smart_steps", params.get("ascent_steps", 1)),
-            "freelb_steps": params.get("freelb_steps", params.get("ascent_steps", 1))}
-
-
 def _cost(params: Mapping[str, Any], examples: float, enc_tokens: float, dec_tokens: float = 0.0,
           updates: int | None = None, epochs: float | None = None) -> Cost:
     """GPU-hours of the cost model (:func:`r3f_utils.recipes._gpu_hours`), else token-passes as the work."""
     method = str(params.get("method", "standard"))
     batch = int(params.get("batch_size") or 1)
     hours = _gpu_hours(str(params.get("model_name")), method, examples, enc_tokens * PADDING_FACTOR,
-                       dec_tokens * PADDING_FACTOR, batch, _steps(params))
+                       dec_tokens * PADDING_FACTOR, batch, params)
     work = hours if hours is not None else examples * (enc_tokens + dec_tokens) * (
-        _method_cost(method, _steps(params)) or 1.0)
+        _method_cost(method, params) or 1.0)
     return Cost(updates, epochs, hours, work)
 
 
@@ -404,7 +398,7 @@ def _compute_cost_cost(params: Mapping[str, Any]) -> Cost:
 
 def _probing_cost(params: Mapping[str, Any]) -> Cost:
     """Every fine-tuning stage of the chain (or the source task); None values: the reference table's."""
-    study = params.get("experiment")
+    study = params.get("study")
     tasks = [str(t) for t in params.get("chain") or ()] if study in ("retention", "degradation") else [
         str(params.get("source_task"))]
     cycles = int(params.get("cycles") or 1) if study == "retention" else 1
@@ -493,11 +487,13 @@ def preload_modules() -> tuple[str, ...]:
 
 def notebook_parameters(family: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The family's parameters as a notebook's namespace holds them after papermill's injection, validated by
-    the family's class: ``exp.resolve_glue_config(**notebook_parameters("glue", globals()))``."""
-    from .params import resolve
+    the family's class: ``exp.resolve_glue_config(**notebook_parameters("glue", globals()))``. An old spelling
+    papermill injected (``-p smart_lambda 3``; papermill only warns) is refused with its new name."""
+    from .params import RENAMED, resolve
 
     cls = get_family(family).params
-    return resolve(cls, {name: namespace[name] for name in cls.model_fields if name in namespace}).to_params()
+    names = [*cls.model_fields, *(old for old in RENAMED if old not in cls.model_fields)]
+    return resolve(cls, {name: namespace[name] for name in names if name in namespace}).to_params()
 
 
 def notebook_defaults(notebook: str | Path) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def check_pinnable(records: Sequence[ResultRecord], rows: Sequence[RegistryRow])
     records the overrides), or a results.json whose parameters differ from the row's."""
     experiments = {r.experiment: r for r in rows} | {r.id: r for r in rows}
     for rec in records:
-        row = experiments.get(rec.row) or experiments.get(rec.experiment)
+        row = experiments.get(rec.experiment)
         if rec.profile != "smoke" or row is None:
             continue
         run = rec.path.parent

@@ -40,11 +40,15 @@ from .families import ProfileDefaults, family_of
 from .package_data import registry_path
 from .params import (
     GLUE_TASK_NAMES,
+    MIGRATION_NOTE,
     PROBE_MAX_CYCLES,
     PROFILES,
+    REGISTRY_SCHEMA,
+    RENAMED,
     XNLI_LANGUAGES,
     Problems,
     location,
+    renamed,
     resolve,
     suggest,
     validation_problems,
@@ -134,14 +138,15 @@ AGGREGATIONS: dict[str, tuple[str, int]] = {
 }
 
 ROLES = ("target", "reported")
-# registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`)
-SCHEMA_VERSIONS = (1, 2)
+# registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`; 3 gave each
+# concept one spelling, params.RENAMED: older versions are refused with a pointer to the migration note)
+SCHEMA_VERSIONS = (REGISTRY_SCHEMA,)
 CLAIM_RELATIONS = ("<", "<=", ">", ">=")
 # how the values of one side of a claim combine: every element on its own, or one reduced value
 CLAIM_REDUCTIONS = ("each", "max", "min", "mean")
 CLAIM_VERDICTS = ("holds", "fails", "degenerate")  # what a smoke/cpu section may pin
 # parameters the runner injects into every notebook
-COMMON_PARAMETERS = ("row", "profile", "seed", "output_dir")
+COMMON_PARAMETERS = ("experiment", "profile", "seed", "output_dir")
 
 _TOP_LEVEL = ("schema_version", "templates", "rows", "claims")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -346,7 +351,7 @@ class DatasetRef:
 class ProfileSpec:
     """A row's ``smoke:`` or ``cpu:`` section: parameter overrides, pinned values, seeds to run (default 1)."""
 
-    # over the family's profile values (r3f_utils.families); a null is refused (_check_no_null_overrides)
+    # over the family's profile values (r3f_utils.families); a null is refused (RegistryRow._check)
     parameters: Parameters = field(default_factory=dict)
     expected: Annotated[dict[MetricName, Number], _empty_if_null({}), _allowed("a mapping metric name -> number")
                         ] = field(default_factory=dict)
@@ -425,6 +430,12 @@ class RegistryRow:
             unknown = [m for m in (spec.expected if spec is not None else ()) if m not in row.metrics]
             if unknown:
                 problems.append(((name, "expected"), f"pins {unknown}, which are not among the row's metrics"))
+            # a null used to drop the row's key so that the notebook's default applied; each profile's values now
+            # live in its family's record, so a null is refused rather than passed to the notebook as None
+            problems += [((name, "parameters", key), "null no longer drops a parameter: delete the key; the "
+                          f"{name} profile's value comes from the family's profile values (r3f_utils/families.py, "
+                          "ProfileDefaults), else the notebook's default")
+                         for key, value in (spec.parameters if spec is not None else {}).items() if value is None]
         if problems:
             raise Problems(problems)
         return row
@@ -646,21 +657,6 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
                 )
 
 
-def _check_no_null_overrides(rows: list[RegistryRow], errors: list[str]) -> None:
-    """A null in a ``smoke:``/``cpu:`` section's parameters used to drop the row's key so that the notebook's
-    default applied; each profile's values now live in its family's record, so a null is refused rather than
-    passed to the notebook as None."""
-    for row in rows:
-        for name in ("smoke", "cpu"):
-            spec = getattr(row, name)
-            for key, value in (spec.parameters if spec is not None else {}).items():
-                if value is None:
-                    errors.append(
-                        f"row '{row.id}': field '{name}.parameters.{key}': null no longer drops a parameter: delete "
-                        f"the key; the {name} profile's value comes from the family's profile values "
-                        "(r3f_utils/families.py, ProfileDefaults), else the notebook's default")
-
-
 def _check_values(row: RegistryRow, errors: list[str]) -> None:
     """A family's row: its parameters of every profile validated by the family's parameter class, as the notebook
     will validate them (types, ranges, choices), so a bad value fails here rather than in a run."""
@@ -783,7 +779,11 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
     elif version not in SCHEMA_VERSIONS or isinstance(version, bool):
         errors.append(f"{path}: schema_version {version!r} is not supported by this reader (it reads "
                       f"{', '.join(map(str, SCHEMA_VERSIONS))}); "
-                      + ("add `schema_version: 2` at the top" if version is None else "upgrade r3f-repro"))
+                      + (f"add `schema_version: {REGISTRY_SCHEMA}` at the top" if version is None
+                         else _old_schema(version) if version in (1, 2) else "upgrade r3f-repro"))
+    if errors and version in (1, 2):  # every row would repeat the renames: the version's message says them
+        raise RegistryError(errors)
+    _check_spellings(data["rows"], errors)
     rows: list[RegistryRow] = []
     invalid: set[str] = set()  # the experiments of rows reported invalid (claims do not repeat it)
     seen: dict[str, int] = {}
@@ -802,13 +802,38 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         seen.setdefault(row.id, index)
         rows.append(row)
     _check_experiments(rows, errors)
-    _check_no_null_overrides(rows, errors)
     claims = _parse_claims(data.get("claims"), rows, invalid, errors)
     if check_notebooks and not errors:
         _check_notebooks(rows, path.parent, errors)
     if errors:
         raise RegistryError([f"{path}: {e}" if not e.startswith(str(path)) else e for e in errors])
     return Registry(rows, claims)
+
+
+def _old_schema(version: int) -> str:
+    """What changed since registry schema ``version`` and where the migration note is."""
+    renames = ", ".join(f"{old} -> {new}" for old, new in RENAMED.items())
+    return (f"schema {REGISTRY_SCHEMA} renamed parameters ({renames}; the probing study experiment -> study) and "
+            f"results.json's `row` -> `experiment`: rename them and write `schema_version: {REGISTRY_SCHEMA}` "
+            f"({MIGRATION_NOTE})")
+
+
+def _check_spellings(raw_rows: list[Any], errors: list[str]) -> None:
+    """Refuse the old spellings (:data:`r3f_utils.params.RENAMED`) among every row's parameters of every profile,
+    with the new name and the migration note."""
+    for index, raw in enumerate(raw_rows):
+        if not isinstance(raw, Mapping):
+            continue
+        where = f"row '{raw['id']}'" if isinstance(raw.get("id"), str) else f"rows[{index}]"
+        family = family_of(raw.get("notebook")) if isinstance(raw.get("notebook"), str) else None
+        sections = [("parameters", raw.get("parameters"))] + [
+            (f"{name}.parameters", raw[name].get("parameters")) for name in ("smoke", "cpu")
+            if isinstance(raw.get(name), Mapping)]
+        for fld, params in sections:
+            for key in params if isinstance(params, Mapping) else ():
+                pointer = renamed(str(key), family.name if family is not None else None)
+                if pointer:
+                    errors.append(f"{where}: field '{fld}.{key}': {pointer}")
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool = True) -> list[RegistryRow]:

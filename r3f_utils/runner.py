@@ -3,7 +3,7 @@
 Layout (:mod:`r3f_utils.layout`): ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipynb``
 (executed), ``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
 Seeds are numbered 1..N. Rows that share an ``experiment`` (Table 2's best and median halves) run once per
-seed; the notebook gets the experiment key as its ``row`` parameter. A run folder is never overwritten:
+seed; the notebook gets the experiment key as its ``experiment`` parameter. A run folder is never overwritten:
 ``resume`` skips seeds with a ``results.json`` and moves a failed (or interrupted) seed's folder aside before
 rerunning it; the checkpoints of that attempt (``<run>/checkpoints``, where the notebooks keep them) move into
 the new attempt's folder, so its training resumes from the last checkpoint instead of starting over.
@@ -24,6 +24,7 @@ from typing import Any
 
 from . import yaml_io
 from .layout import BATCH_MANIFEST, CHECKPOINTS, ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, batch_of, run_folder
+from .params import renamed
 from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, string_number_problems
 
 __all__ = [
@@ -74,10 +75,10 @@ class Job:
         return run_folder(self.experiment, self.seed)
 
     def injected(self, run_dir: Path) -> dict[str, Any]:
-        """All papermill parameters: the row's plus ``row``, ``profile``, ``seed``, ``output_dir``."""
+        """All papermill parameters: the row's plus ``experiment``, ``profile``, ``seed``, ``output_dir``."""
         return {
             **self.parameters,
-            "row": self.experiment,
+            "experiment": self.experiment,
             "profile": self.profile,
             "seed": self.seed,
             "output_dir": str(run_dir.resolve()),
@@ -342,12 +343,15 @@ def run_jobs(
 # ---- what a batch was started with, and what --resume may continue -------------------------------------------
 
 # parameters the runner sets itself, and the option that controls each
-_RUNNER_SET = {"seed": "--seeds N", "row": "--rows", "output_dir": "--out", "profile": "--profile"}
+_RUNNER_SET = {"seed": "--seeds N", "experiment": "--rows", "output_dir": "--out", "profile": "--profile"}
 
 
 def check_overrides(overrides: Mapping[str, Any]) -> None:
-    """Refuse ``--set`` of a parameter the runner injects (it would be silently replaced)."""
+    """Refuse ``--set`` of a parameter the runner injects (it would be silently replaced) and of an old spelling
+    (:data:`r3f_utils.params.RENAMED`)."""
     for key in overrides:
+        if renamed(key):
+            raise RunnerError(f"--set {key}=...: {renamed(key)}")
         if key in _RUNNER_SET:
             raise RunnerError(
                 f"--set {key}=...: the runner sets {key!r} for every run (it would silently replace yours); "

@@ -70,7 +70,7 @@ def test_adversarial_baselines_train_on_cuda(method: str, precision: str, tmp_pa
                              save_strategy="no", logging_steps=2, **{precision: True})
     kwargs = {"model": model, "args": args, "train_dataset": _data(), "data_collator": default_data_collator}
     trainer = (SMARTTrainer(smart=SMARTConfig(ascent_steps=2), **kwargs) if method == "smart"
-               else FreeLBTrainer(freelb=FreeLBConfig(adv_steps=2), **kwargs))
+               else FreeLBTrainer(freelb=FreeLBConfig(ascent_steps=2), **kwargs))
     trainer.train()
     logged = [h for h in trainer.state.log_history if "loss" in h]
     assert logged and all(torch.isfinite(torch.tensor(h["loss"])) for h in logged)

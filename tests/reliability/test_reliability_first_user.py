@@ -61,7 +61,7 @@ def _toy_batch(tmp_path: Path, registry: Path = TOY, parameters: dict | None = N
     batch = tmp_path / "runs" / "20260101T000000Z"
     batch.mkdir(parents=True)
     write_batch_manifest(batch, jobs, seeds=None, overrides={})
-    write_results(batch / "toy.single" / "seed-1", row="toy.single", profile="smoke", seed=1,
+    write_results(batch / "toy.single" / "seed-1", experiment="toy.single", profile="smoke", seed=1,
                   metrics={"accuracy": 50.0},
                   parameters=parameters or {"value": 50.0, "step": 2.0, "metric": "accuracy"})
     return batch
@@ -263,9 +263,9 @@ def test_check_results_pointing_at_a_notebook_says_so(tmp_path, capsys) -> None:
 # ---- 9. a quoted schema_version, a folder as notebook --------------------------------------------------------------
 
 def test_quoted_schema_version_says_to_drop_the_quotes(tmp_path, capsys) -> None:
-    registry = _registry_copy(tmp_path, edit=lambda t: t.replace("schema_version: 1", "schema_version: '1'"))
-    with pytest.raises(RegistryError, match=r"schema_version is the string '1', not a number: write it without "
-                                            r"quotes \(schema_version: 1\)"):
+    registry = _registry_copy(tmp_path, edit=lambda t: t.replace("schema_version: 3", "schema_version: '3'"))
+    with pytest.raises(RegistryError, match=r"schema_version is the string '3', not a number: write it without "
+                                            r"quotes \(schema_version: 3\)"):
         load_registry(registry, check_notebooks=False)
     assert main(["validate", "--registry", str(registry)]) == 1
 

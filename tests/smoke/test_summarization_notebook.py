@@ -59,7 +59,7 @@ def table4_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ResultRec
     base = tmp_path_factory.mktemp("summarization-notebook")
     rows = table4_rows()
     jobs = {
-        rid: {**row.parameters_for("smoke"), "row": row.experiment, "profile": "smoke", "seed": 1}
+        rid: {**row.parameters_for("smoke"), "experiment": row.experiment, "profile": "smoke", "seed": 1}
         for rid, row in rows.items()
     }
     jobs[f"{REPEAT}-repeat"] = jobs[REPEAT]

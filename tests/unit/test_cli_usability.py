@@ -111,7 +111,7 @@ def _batch(root: Path, experiments: list[str], profile: str = "smoke") -> Path:
     (root / "batch.json").write_text(json.dumps({"schema_version": 1, "profile": profile, "experiments": experiments,
                                                  "seeds": None, "overrides": {}}))
     for experiment in experiments:
-        write_results(root / experiment / "seed-1", row=experiment, profile=profile, seed=1,
+        write_results(root / experiment / "seed-1", experiment=experiment, profile=profile, seed=1,
                       metrics={"accuracy": 50.0}, parameters={})
     return root
 

@@ -27,7 +27,7 @@ def _smoke_run(root: Path, row: str, accuracy: float, seed: int = 1) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "batch.json").write_text(json.dumps({"schema_version": 1, "profile": "smoke", "experiments": [row],
                                                  "seeds": None, "overrides": {}}))
-    write_results(root / row / f"seed-{seed}", row=row, profile="smoke", seed=seed,
+    write_results(root / row / f"seed-{seed}", experiment=row, profile="smoke", seed=seed,
                   metrics={"accuracy": accuracy}, parameters={})
 
 

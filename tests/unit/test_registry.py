@@ -187,7 +187,7 @@ BAD = {  # fixture -> fragments the error must contain (row, field, problem)
         "did you mean 'value'",
     ],
     "bad_parameter_exponent_string": ["field 'parameters.value'", "'1e-5' is a string", "write 1e-5"],
-    "bad_no_common_parameters": ["no_common_parameters.ipynb", "does not declare the common parameter 'row'"],
+    "bad_no_common_parameters": ["no_common_parameters.ipynb", "does not declare the common parameter 'experiment'"],
     "bad_unknown_field": ["field 'tolerence'", "unknown field", "did you mean 'tolerance'"],
     "bad_experiment_mismatch": ["row 'toy.bad2'", "field 'parameters'", "shares experiment 'toy.shared'"],
 }
