@@ -17,7 +17,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,9 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers import set_seed as hf_set_seed
 
-from r3f_utils.constants import PROFILES
 from r3f_utils.data.sft import SFT_DATASETS, SFTDataset
 from r3f_utils.experiments import checkpoints
+from r3f_utils.experiments.splits import TextSplits
 from r3f_utils.models import configure_threads
 from r3f_utils.package_data import fixtures_dir
 from r3f_utils.params import SftParams, resolve
@@ -69,48 +68,9 @@ _PROMPT = ("Below is an instruction that describes a task. Write a response that
            "request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
 
 
-@dataclass
-class SFTRunConfig:
-    """Every setting of one run; field names = notebook parameter names = registry parameter names."""
-
-    dataset: str
-    method: str
-    finetuning: str
-    model_name: str
-    learning_rate: float
-    max_updates: int
-    warmup_updates: int = 0
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    eval_batch_size: int = 8
-    max_length: int = 512  # tokens per example (prompt + completion), TRL's max_length
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: str | list[str] = "all-linear"
-    neftune_alpha: float = 5.0  # NEFTune's alpha (neftune, r3f_neftune)
-    neftune_length: str = "padded"  # r3f_neftune: "padded" = the neftune method's noise (TRL's hook); "real"
-    eps: float = 1.0e-5  # r3f: U(-eps, eps)
-    r3f_lambda: float = 1.0
-    kl_reduction: str = "per_sequence"  # R3FConfig.seq2seq_kl
-    eval_steps: int | None = None  # validation loss + checkpoint every N updates; None: once, at the end
-    validation_size: int = 8  # held-out examples cut from the training split (seeded)
-    test_size: int = 8
-    split_seed: int = 0
-    max_train_samples: int | None = None
-    generation_samples: int = 4  # test prompts answered greedily for token F1
-    max_new_tokens: int = 16
-    data_dir: str | None = None  # None: the Hub; FIXTURES: tests/fixtures/sft; else a folder of <dataset>/
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    keep_checkpoints: bool = False
-    report_to: str = "none"  # the Trainer's integrations: none | tensorboard | wandb | all | a comma-separated list
-    seed: int = 0
-    output_dir: str = "runs/notebook"
-    profile: str = "smoke"
-    experiment: str = ""
+class SFTRunConfig(SftParams):
+    """Every setting of one run; the fields are :class:`r3f_utils.params.SftParams`' (field names = notebook
+    parameter names = registry parameter names; one set of defaults)."""
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -134,35 +94,22 @@ class SFTRunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json."""
-        return asdict(self)
+        return self.model_dump()
 
 
 def _validate(cfg: SFTRunConfig) -> SFTRunConfig:
+    """What the parameter class cannot check: the method (r4f refused with its reason), string choices and the
+    fields that bound each other, the profile's needs; resolve ``data_dir="fixtures"``."""
     if cfg.method == "r4f":
         from r3f_utils.methods.sft import refuse_r4f
 
         refuse_r4f(cfg.model_name)  # the method layer's message: no classification head in a causal LM
     _check(cfg.method in SFT_METHODS, "method", cfg.method, f"choose one of {list(SFT_METHODS)}")
-    _check(cfg.dataset in SFT_DATASETS, "dataset", cfg.dataset, f"choose one of {sorted(SFT_DATASETS)}")
-    _check(cfg.finetuning in FINETUNING, "finetuning", cfg.finetuning, f"choose one of {list(FINETUNING)}")
-    _check(cfg.profile in PROFILES, "profile", cfg.profile, f"choose one of {list(PROFILES)}")
     _check(cfg.neftune_length in ("padded", "real"), "neftune_length", cfg.neftune_length, "'padded' or 'real'")
     _check(cfg.kl_reduction in ("per_sequence", "per_token"), "kl_reduction", cfg.kl_reduction,
            "'per_sequence' (fairseq's seq2seq criterion) or 'per_token'")
-    for name in ("learning_rate", "eps", "neftune_alpha"):
-        value = getattr(cfg, name)
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0, name, value,
-               "a positive number")
-    for name in ("max_updates", "batch_size", "gradient_accumulation_steps", "eval_batch_size", "max_length",
-                 "lora_r", "test_size", "validation_size", "generation_samples", "max_new_tokens"):
-        value = getattr(cfg, name)
-        _check(isinstance(value, int) and not isinstance(value, bool) and value > 0, name, value, "a positive integer")
-    for name in ("eval_steps", "max_train_samples"):
-        value = getattr(cfg, name)
-        _check(value is None or (isinstance(value, int) and value > 0), name, value, "None or a positive integer")
-    _check(isinstance(cfg.warmup_updates, int) and 0 <= cfg.warmup_updates <= cfg.max_updates, "warmup_updates",
-           cfg.warmup_updates, f"an integer in [0, max_updates={cfg.max_updates}]")
-    _check(cfg.r3f_lambda >= 0, "r3f_lambda", cfg.r3f_lambda, "a non-negative number")
+    _check(cfg.warmup_updates <= cfg.max_updates, "warmup_updates", cfg.warmup_updates,
+           f"an integer in [0, max_updates={cfg.max_updates}]")
     _check(cfg.generation_samples <= cfg.test_size, "generation_samples", cfg.generation_samples,
            f"at most test_size={cfg.test_size}")
     if cfg.profile == "paper":
@@ -182,15 +129,14 @@ def _validate(cfg: SFTRunConfig) -> SFTRunConfig:
 def resolve_sft_config(**params: Any) -> SFTRunConfig:
     """Build and validate the run's :class:`SFTRunConfig` from the notebook's parameters.
 
-    Unknown names raise TypeError (papermill only warns); invalid values raise ValueError naming them. Parameters
-    not given take :class:`SFTRunConfig`'s defaults (the notebook's, :class:`r3f_utils.params.SftParams`, are the
-    smoke profile's).
+    The parameters are :class:`r3f_utils.params.SftParams` (missing ones take its defaults, the notebook's). Unknown
+    names raise TypeError (papermill only warns); invalid values raise ValueError naming them.
     """
-    resolve(SftParams, params)  # names and types: the notebook's parameters (r3f_utils.params.SftParams)
-    if params.get("output_dir") is None:
+    params = resolve(SftParams, params).to_params()
+    if params.get("output_dir") is None:  # a fresh folder for interactive runs (results.json is written once)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         params["output_dir"] = f"runs/notebook/sft-{params.get('finetuning')}-{params.get('method')}-{stamp}"
-    return _validate(SFTRunConfig(**params))
+    return _validate(SFTRunConfig.model_construct(**params))
 
 
 def format_example(record: Mapping[str, Any], spec: SFTDataset) -> dict[str, str]:
@@ -202,21 +148,10 @@ def format_example(record: Mapping[str, Any], spec: SFTDataset) -> dict[str, str
     return {"prompt": prompt, "completion": str(record[spec.output]).strip()}
 
 
-@dataclass
-class SFTData:
+class SFTData(TextSplits):
     """The three splits of a run, each with ``prompt`` and ``completion`` columns."""
 
-    train: datasets.Dataset
-    validation: datasets.Dataset
-    test: datasets.Dataset
-
-    def texts(self) -> list[str]:
-        """Training prompts and completions (to train a tiny smoke model's tokenizer)."""
-        return [*self.train["prompt"], *self.train["completion"]]
-
-    def sizes(self) -> dict[str, int]:
-        """Examples per split."""
-        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+    COLUMNS = ("prompt", "completion")
 
 
 def load_sft_data(cfg: SFTRunConfig) -> SFTData:

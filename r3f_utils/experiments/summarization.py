@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from r3f_utils.data.summarization import (
     target_text,
 )
 from r3f_utils.experiments import checkpoints
+from r3f_utils.experiments.splits import TextSplits
 from r3f_utils.methods.collators import FairseqSeq2SeqCollator
 from r3f_utils.models import configure_threads, load_model_and_tokenizer
 from r3f_utils.package_data import fixtures_dir
@@ -174,21 +174,10 @@ def resolve_summarization_config(**params: Any) -> SummarizationConfig:
     return _validate(SummarizationConfig.model_construct(**params))
 
 
-@dataclass
-class SummarizationData:
+class SummarizationData(TextSplits):
     """The three splits of a run, each with ``source`` and ``target`` columns; ``test`` is ``cfg.eval_split``."""
 
-    train: datasets.Dataset
-    validation: datasets.Dataset
-    test: datasets.Dataset
-
-    def texts(self) -> list[str]:
-        """Training sources and targets (to train a tiny smoke model's tokenizer)."""
-        return [*self.train["source"], *self.train["target"]]
-
-    def sizes(self) -> dict[str, int]:
-        """Examples per split."""
-        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+    COLUMNS = ("source", "target")
 
 
 def load_summarization_data(cfg: SummarizationConfig) -> SummarizationData:

@@ -13,7 +13,7 @@ from r3f_utils.experiments import sft as exp
 from r3f_utils.package_data import fixtures_dir
 
 SMOKE = dict(dataset="alpaca_cleaned", method="r3f", finetuning="lora", model_name="tiny-llama", learning_rate=1e-2,
-             max_updates=2, data_dir="fixtures", max_length=96, lora_r=4, lora_alpha=8, generation_samples=2,
+             eps=1e-5, max_updates=2, data_dir="fixtures", max_length=96, lora_r=4, lora_alpha=8, generation_samples=2,
              max_new_tokens=4)
 
 
@@ -107,3 +107,14 @@ def test_the_gpu_rows_describe_their_downloads_and_cost() -> None:
         assert not desc.problems and [str(d) for d in desc.downloads] == ["yahma/alpaca-cleaned:train"]
         assert desc.updates == 1500 and 0.9 < desc.epochs < 1.0 and desc.gpu_hours > 0
         assert all(v is None for v in row.metrics.values()) and row.smoke.expected
+
+
+def test_a_parameter_not_given_takes_the_notebook_default(tmp_path) -> None:
+    """One set of defaults: the run's config is the notebook's parameter class (before, SFTRunConfig had its
+    own defaults: eps 1e-5 vs 1e-2, max_length 512 vs 128, lora_r 16 vs 8, seed 0 vs 1)."""
+    from r3f_utils.params import SftParams
+
+    cfg = exp.resolve_sft_config(output_dir=str(tmp_path))
+    assert isinstance(cfg, SftParams)
+    expected = {**SftParams().model_dump(), "output_dir": str(tmp_path), "data_dir": str(fixtures_dir("sft"))}
+    assert cfg.model_dump() == expected
