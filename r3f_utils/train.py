@@ -62,6 +62,7 @@ def resolve_parameters(
     overrides: Sequence[str] = (),
 ) -> tuple[str, dict[str, Any]]:
     """``(family, parameters)``: notebook defaults < registry row < parameter file < ``--set`` overrides."""
+    from .params import spelling_problems
     from .registry import DEFAULT_REGISTRY, load_registry, select_rows
     from .runner import parse_override, plan_jobs
 
@@ -83,6 +84,9 @@ def resolve_parameters(
     if params_file is not None:
         params.update(read_parameter_file(params_file))
     params.update(parse_override(text) for text in overrides)
+    old = spelling_problems(params)  # before torch loads: --set / --params with a schema-2 name
+    if old:
+        raise TrainError("; ".join(old))
     return family, params
 
 
