@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import yaml_io
+from .constants import PROFILES
 from .families import FAMILIES as _ALL_FAMILIES
 from .families import Family
 
@@ -142,7 +143,7 @@ def add_arguments(parser: Any) -> None:
     """The ``train`` subcommand's arguments (``parser`` is an argparse parser)."""
     parser.add_argument("family", nargs="?", choices=FAMILIES, help="experiment family (default: --row's)")
     parser.add_argument("--row", help="take the parameters of this registry row or experiment (with --profile)")
-    parser.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"),
+    parser.add_argument("--profile", default="smoke", choices=PROFILES,
                         help="the row's profile (default: smoke)")
     parser.add_argument("--params", metavar="FILE", help="YAML or JSON file of notebook parameters")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
