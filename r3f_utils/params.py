@@ -3,8 +3,8 @@
 Each class's fields are its notebook's ``parameters`` cell: name, type, default (the smoke profile's, the value a
 notebook runs with when nothing is injected), allowed range and help text. The cell itself is stamped from the
 class (``python -m r3f_utils.colab``, :func:`parameters_source`) and ``tests/unit/test_families.py`` fails when
-a cell and its class drift, so each default lives here once; the cpu and paper profiles' values are the
-registry's (``results_registry.yaml``, per row).
+a cell and its class drift, so each default lives here once; the cpu and paper profiles' values are each
+family's (``Family.profiles`` in :mod:`r3f_utils.families`) and the registry rows' own.
 
 :func:`resolve` validates a mapping of parameters with the errors the notebooks always gave: an unknown name is a
 ``TypeError`` with "did you mean", a bad value a ``ValueError`` ``parameter <name>=<value> is invalid: <what is

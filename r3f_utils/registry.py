@@ -351,7 +351,7 @@ class DatasetRef:
 class ProfileSpec:
     """A row's ``smoke:`` or ``cpu:`` section: parameter overrides, pinned values, seeds to run (default 1)."""
 
-    # over the family's profile values (r3f_utils.families); a null is refused (_check_no_null_overrides)
+    # over the family's profile values (r3f_utils.families); a null is refused (RegistryRow._check)
     parameters: Parameters = field(default_factory=dict)
     expected: Annotated[dict[MetricName, Number], _empty_if_null({}), _allowed("a mapping metric name -> number")
                         ] = field(default_factory=dict)
@@ -430,6 +430,12 @@ class RegistryRow:
             unknown = [m for m in (spec.expected if spec is not None else ()) if m not in row.metrics]
             if unknown:
                 problems.append(((name, "expected"), f"pins {unknown}, which are not among the row's metrics"))
+            # a null used to drop the row's key so that the notebook's default applied; each profile's values now
+            # live in its family's record, so a null is refused rather than passed to the notebook as None
+            problems += [((name, "parameters", key), "null no longer drops a parameter: delete the key; the "
+                          f"{name} profile's value comes from the family's profile values (r3f_utils/families.py, "
+                          "ProfileDefaults), else the notebook's default")
+                         for key, value in (spec.parameters if spec is not None else {}).items() if value is None]
         if problems:
             raise Problems(problems)
         return row
@@ -651,21 +657,6 @@ def _check_experiments(rows: list[RegistryRow], errors: list[str]) -> None:
                 )
 
 
-def _check_no_null_overrides(rows: list[RegistryRow], errors: list[str]) -> None:
-    """A null in a ``smoke:``/``cpu:`` section's parameters used to drop the row's key so that the notebook's
-    default applied; each profile's values now live in its family's record, so a null is refused rather than
-    passed to the notebook as None."""
-    for row in rows:
-        for name in ("smoke", "cpu"):
-            spec = getattr(row, name)
-            for key, value in (spec.parameters if spec is not None else {}).items():
-                if value is None:
-                    errors.append(
-                        f"row '{row.id}': field '{name}.parameters.{key}': null no longer drops a parameter: delete "
-                        f"the key; the {name} profile's value comes from the family's profile values "
-                        "(r3f_utils/families.py, ProfileDefaults), else the notebook's default")
-
-
 def _check_values(row: RegistryRow, errors: list[str]) -> None:
     """A family's row: its parameters of every profile validated by the family's parameter class, as the notebook
     will validate them (types, ranges, choices), so a bad value fails here rather than in a run."""
@@ -812,7 +803,6 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         seen.setdefault(row.id, index)
         rows.append(row)
     _check_experiments(rows, errors)
-    _check_no_null_overrides(rows, errors)
     claims = _parse_claims(data.get("claims"), rows, invalid, errors)
     if check_notebooks and not errors:
         _check_notebooks(rows, path.parent, errors)
