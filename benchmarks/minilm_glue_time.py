@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         papermill.execute_notebook(
             str(ROOT / "notebooks" / "glue.ipynb"), str(out / f"{method}.ipynb"), cwd=str(ROOT / "notebooks"),
             progress_bar=False,
-            parameters={"row": f"minilm.{args.task}.{method}", "profile": "cpu", "seed": 1, "output_dir": str(run),
-                        "task": args.task, "method": method, "model_name": "minilm", "data_dir": str(data_dir),
+            parameters={"experiment": f"minilm.{args.task}.{method}", "profile": "cpu", "seed": 1,
+                        "output_dir": str(run), "task": args.task, "method": method, "model_name": "minilm",
+                        "data_dir": str(data_dir),
                         "learning_rate": args.learning_rate, "max_updates": updates, "batch_size": args.batch_size,
                         "max_length": args.max_length, "max_train_samples": args.train_examples,
                         "max_eval_samples": args.dev_examples, "eval_steps": updates},

@@ -33,7 +33,7 @@ from r3f_utils.experiments import glue as exp
 with tempfile.TemporaryDirectory() as out:
     cfg = exp.resolve_glue_config(task="rte", method="standard", model_name="tiny-roberta", learning_rate=1e-3,
                                   max_updates=120, batch_size=8, data_dir="fixtures", seed=1, profile="smoke",
-                                  row="calibration", output_dir=out)
+                                  experiment="calibration", output_dir=out)
     data = exp.load_glue_data(cfg)
     model, tokenizer = exp.build_glue_model(cfg, data.task.num_labels, data.texts())
     trainer = exp.build_glue_trainer(cfg, model, tokenizer, data, exp.tokenize_glue(data, tokenizer, cfg))

@@ -2,7 +2,7 @@
 
     python benchmarks/step_time.py                       # pip-shipped MiniLM, batch 16, length 64
     python benchmarks/step_time.py --model tiny-roberta --steps 20
-    python benchmarks/step_time.py --adv-steps 2         # SMART/FreeLB with S = 2 ascent steps
+    python benchmarks/step_time.py --ascent-steps 2      # SMART/FreeLB with S = 2 ascent steps
     python benchmarks/step_time.py --causal-lm           # SFT of a tiny Llama (LoRA): R3F vs standard and NEFTune
     python benchmarks/step_time.py --causal-lm --model qwen2.5-0.5b --lora --bf16 --batch-size 8 --length 512  # GPU
 
@@ -183,7 +183,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per variant (>= 10)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--adv-steps", type=int, default=1, help="S: SMART ascent steps and FreeLB adv-steps")
+    parser.add_argument("--ascent-steps", type=int, default=1,
+                        help="S: the ascent steps of SMART and FreeLB (fairseq --adv-steps, mt-dnn adv_k)")
     parser.add_argument("--fused-adamw", action=argparse.BooleanOptionalAction, default=True,
                         help="fused AdamW, the Trainer's default optimizer (--no-fused-adamw: foreach AdamW)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -209,7 +210,7 @@ def main() -> None:
     out = tempfile.mkdtemp()
     r4f_model = copy.deepcopy(model)
     apply_r4f(r4f_model)
-    s = opts.adv_steps
+    s = opts.ascent_steps
     fused = opts.fused_adamw
     variants = {
         "standard": _step(R3FTrainer(model=copy.deepcopy(model), args=_args(out), r3f=None), batch, fused),
@@ -220,7 +221,7 @@ def main() -> None:
         f"smart (S={s})": _step(SMARTTrainer(model=copy.deepcopy(model), args=_args(out),
                                              smart=SMARTConfig(ascent_steps=s)), batch, fused),
         f"freelb (S={s})": _step(FreeLBTrainer(model=copy.deepcopy(model), args=_args(out),
-                                               freelb=FreeLBConfig(adv_steps=s)), batch, fused),
+                                               freelb=FreeLBConfig(ascent_steps=s)), batch, fused),
         "floor: 2B fwd+bwd+opt": _step(R3FTrainer(model=copy.deepcopy(model), args=_args(out), r3f=None),
                                        doubled, fused),
     }

@@ -2,9 +2,10 @@
 
 A batch folder holds ``batch.json`` (:func:`r3f_utils.runner.write_batch_manifest`). ``--results`` naming a
 batch folder takes its profile and experiments; naming a folder of batches (``runs/``) takes the union of the
-manifests one level below it (they must agree on the profile to give a default). Without any manifest the
-profile is the one the results hold, and every registry row is in scope. ``--rows`` narrows, ``--all-rows``
-widens to the whole registry.
+manifests one level below it (they must agree on the profile to give a default); a batch folder among them
+without its ``batch.json`` is refused then (its runs would silently fall out of that scope). Results without
+any manifest (notebooks run by hand, results copied from a cluster, ``train``): the profile is the one the
+results hold, and every registry row is in scope. ``--rows`` narrows, ``--all-rows`` widens to the whole registry.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .layout import run_dirs
 from .registry import Claim, Registry, RegistryRow
 from .results import ResultRecord
-from .runner import BatchManifest, RunnerError, read_batch_manifest
+from .runner import BatchManifest, RunnerError, missing_manifest, read_batch_manifest
 
 __all__ = ["BatchScope", "batch_scope", "resolve_profile", "rows_of_experiments"]
+
+_FIX = ("check and report take their default profile and rows from the batches' manifests: re-run `reproduce` "
+        "for its rows, point --results at one batch folder, or say what to look at with --profile and --rows "
+        "(or --all-rows)")
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,8 @@ class BatchScope:
 
 
 def batch_scope(results: str | Path) -> BatchScope | None:
-    """The scope of the batch (or the batches one level below) at ``results``; None without a manifest."""
+    """The scope of the batch (or the batches one level below) at ``results``; None without a manifest.
+    RunnerError for a batch folder without its ``batch.json`` beside batches with one."""
     root = Path(results)
     if not root.is_dir():
         return None
@@ -39,10 +46,15 @@ def batch_scope(results: str | Path) -> BatchScope | None:
     if own is not None:
         manifests.append(own)
     else:
+        unrecorded = []
         for child in sorted(p for p in root.iterdir() if p.is_dir()):
             manifest = read_batch_manifest(child)
             if manifest is not None:
                 manifests.append(manifest)
+            elif next(run_dirs(child), None) is not None:
+                unrecorded.append(child)
+        if manifests and unrecorded:  # the manifests' scope would silently leave that batch's runs out
+            raise RunnerError(missing_manifest(unrecorded[0], _FIX))
     if not manifests:
         return None
     profiles = {m.profile for m in manifests}

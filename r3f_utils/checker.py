@@ -137,9 +137,9 @@ def _group(
     for rec in records:
         if rec.profile != profile:
             continue
-        experiment = key_to_experiment.get(rec.row) or key_to_experiment.get(rec.experiment)
+        experiment = key_to_experiment.get(rec.experiment)  # an experiment key, or a row id that names one
         if experiment is None:
-            warnings.append(f"{rec.path}: row {rec.row!r} is not in the registry; ignored")
+            warnings.append(f"{rec.path}: experiment {rec.experiment!r} is not in the registry; ignored")
             continue
         previous = by_seed[experiment].get(rec.seed)
         if previous is not None:

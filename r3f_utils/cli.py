@@ -132,12 +132,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _only_unknown_rows(rows: Sequence[RegistryRow], records: Sequence, args: argparse.Namespace) -> str:
-    """Why a check would pass on nothing ("" if it would not): results whose rows are all unknown to the
+    """Why a check would pass on nothing ("" if it would not): results whose experiments are all unknown to the
     registry (wrong folder or registry)."""
     known = {r.id for r in rows} | {r.experiment for r in rows}
     mine = [r for r in records if r.profile == args.profile]
-    if mine and not any(r.row in known or r.experiment in known for r in mine):
-        names = sorted({r.row for r in mine})
+    if mine and not any(r.experiment in known for r in mine):
+        names = sorted({r.experiment for r in mine})
         return (f"none of the results under {args.results} belongs to a row of {args.registry} (they name "
                 f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}): wrong --registry or results folder?")
     return ""
@@ -150,7 +150,7 @@ def _scope(args: argparse.Namespace, registry: Registry, records: Sequence) -> t
     results hold nothing of that profile."""
     from .batch_scope import batch_scope, resolve_profile, rows_of_experiments
 
-    scope = batch_scope(args.results)
+    scope = None if args.profile and (args.rows or args.all_rows) else batch_scope(args.results)
     profile = resolve_profile(args.profile, scope, records, args.results)
     if not any(r.profile == profile for r in records):
         found = sorted({r.profile for r in records})
@@ -236,21 +236,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _resume_defaults(args: argparse.Namespace) -> None:
     """``--resume DIR``: rows, profile, seeds and ``--set`` default to what the batch was started with."""
-    from .runner import batch_experiments, read_batch_manifest
+    from .runner import require_batch_manifest
 
     batch = Path(args.resume)
     if not batch.is_dir():
         raise RunnerError(f"--resume {batch}: no such run folder")
-    manifest = read_batch_manifest(batch)
+    manifest = require_batch_manifest(
+        batch, "--resume continues only a batch that recorded its settings; re-run the rows as a new batch "
+        "(`reproduce --rows ...` without --resume)")
     if not args.rows:
-        args.rows = list(batch_experiments(batch))  # only this batch's experiments, never every target row
+        args.rows = list(manifest.experiments)  # only this batch's experiments, never every target row
         if not args.rows:
-            raise RunnerError(f"--resume {batch}: no run folders in it; start a new batch instead")
-    if manifest is not None:
-        args.profile = args.profile or manifest.profile
-        args.seeds = args.seeds or manifest.seeds
-        if args.set is None:
-            args.set = [f"{k}={v}" for k, v in manifest.overrides.items()]
+            raise RunnerError(f"--resume {batch}: its batch.json names no experiment; start a new batch instead")
+    args.profile = args.profile or manifest.profile
+    args.seeds = args.seeds or manifest.seeds
+    if args.set is None:
+        args.set = [f"{k}={v}" for k, v in manifest.overrides.items()]
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

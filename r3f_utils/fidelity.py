@@ -57,7 +57,7 @@ def fidelity_summary(row: RegistryRow, profile: str = "paper") -> str:
     params = row.parameters_for(profile)
     shown = []
     for name in FIDELITY_CHOICES:
-        if _concerns(name, _notebook(row), {**row.parameters, **params}):
+        if _concerns(name, _notebook(row), {**row.parameters_for("paper"), **params}):
             value = params.get(name, "default")
             if isinstance(value, (list, tuple)):
                 value = "[" + ",".join(format(v, "g") for v in value) + "]"
@@ -70,6 +70,7 @@ def fidelity_problems(row: RegistryRow) -> list[str]:
     if row.role != "target":
         return []
     params = row.parameters_for("paper")
-    return [f"{name} is not set: the paper profile runs {value!r} ({source}); set it in the row (or its template)"
+    return [f"{name} is not set: the paper profile runs {value!r} ({source}); set it in the row (or in its "
+            "family's paper values, r3f_utils/families.py)"
             for name, (value, source) in FIDELITY_CHOICES.items()
             if _concerns(name, _notebook(row), params) and name not in params]

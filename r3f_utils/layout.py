@@ -24,6 +24,7 @@ __all__ = [
     "batch_folder",
     "batch_of",
     "run_dirs",
+    "run_experiment",
     "run_folder",
     "run_seed",
 ]
@@ -45,6 +46,11 @@ def run_seed(run_dir: str | Path) -> int | None:
     """The seed a ``seed-<k>`` run folder is named for, None for any other folder."""
     match = _RUN_FOLDER.match(Path(run_dir).name)
     return int(match.group(1)) if match else None
+
+
+def run_experiment(run_dir: str | Path) -> str:
+    """The experiment whose folder holds run folder ``run_dir`` (``<batch>/<experiment>/seed-<k>``)."""
+    return Path(run_dir).parent.name
 
 
 def batch_folder(run_dir: str | Path) -> Path:

@@ -3,13 +3,14 @@
 Each class's fields are its notebook's ``parameters`` cell: name, type, default (the smoke profile's, the value a
 notebook runs with when nothing is injected), allowed range and help text. The cell itself is stamped from the
 class (``python -m r3f_utils.colab``, :func:`parameters_source`) and ``tests/unit/test_families.py`` fails when
-a cell and its class drift, so each default lives here once; the cpu and paper profiles' values are the
-registry's (``results_registry.yaml``, per row).
+a cell and its class drift, so each default lives here once; the cpu and paper profiles' values are each
+family's (``Family.profiles`` in :mod:`r3f_utils.families`) and the registry rows' own.
 
 :func:`resolve` validates a mapping of parameters with the errors the notebooks always gave: an unknown name is a
 ``TypeError`` with "did you mean", a bad value a ``ValueError`` ``parameter <name>=<value> is invalid: <what is
 allowed>``. Numbers are strict: a string such as ``'1e-5'`` is refused, not guessed at (the registry's and
-train's YAML reader reads ``1e-5`` as a number, :mod:`r3f_utils.yaml_io`).
+train's YAML reader reads ``1e-5`` as a number, :mod:`r3f_utils.yaml_io`). :func:`validation_problems` words every
+error of any model in the same terms, with the field's path; the registry's rows and claims use it.
 
 Torch-free: the registry, the runner and :mod:`r3f_utils.families` import it.
 """
@@ -20,18 +21,24 @@ import difflib
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+
+from .constants import NOISE_TYPES, PROFILES
 
 __all__ = [
     "GLUE_METHODS",
+    "GLUE_NOISE_TYPES",
     "GLUE_TASK_NAMES",
     "NOISE_TYPES",
     "PAPER_CHAIN",
     "PAPER_PROBE_TASKS",
     "PROBE_MAX_CYCLES",
+    "PROBING_STUDIES",
     "PROFILES",
+    "RENAMED",
     "XNLI_LANGUAGES",
     "ComputeCostParams",
     "GlueParams",
@@ -39,28 +46,53 @@ __all__ = [
     "Identity",
     "Params",
     "ProbingParams",
+    "Problems",
     "SftParams",
     "SummarizationParams",
     "Trained",
     "Training",
     "WallTimeParams",
     "XnliParams",
+    "field_allowed",
+    "location",
     "parameters_source",
+    "renamed",
     "resolve",
+    "spelling_problems",
     "suggest",
+    "validation_problems",
 ]
 
-# smoke: tiny models + fixtures (CI); cpu: the pip-shipped pretrained MiniLM on CPU; paper: the paper's recipes
-PROFILES = ("smoke", "cpu", "paper")
-Profile = Literal["smoke", "cpu", "paper"]
+Profile = Literal[PROFILES]  # smoke | cpu | paper (r3f_utils.constants)
 GLUE_TASK_NAMES = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola", "sst2", "stsb")
 XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 GLUE_METHODS = ("standard", "std++", "r3f", "r4f", "smart", "freelb")
 PAPER_PROBE_TASKS = ("mnli", "qqp", "rte", "qnli", "mrpc", "cola")  # Figure 3: "six other GLUE tasks" (by elimination)
 PAPER_CHAIN = ("sst2", "qnli", "qqp", "rte")  # Figures 4 and 5
 PROBE_MAX_CYCLES = 5  # Figure 5's cyclic chain: metric names exist for cycles 1..5
-NOISE_TYPES = ("uniform", "normal", "none")  # none: the released RoBERTa path (GLUE family only)
+# the noise types a family allows, derived from the one list (r3f_utils.constants.NOISE_TYPES): neftune is the sft
+# family's (its methods); none, the released RoBERTa path, only the GLUE recipe's
+GLUE_NOISE_TYPES = tuple(t for t in NOISE_TYPES if t != "neftune")
+SAMPLED_NOISE_TYPES = tuple(t for t in GLUE_NOISE_TYPES if t != "none")  # summarization, Table 1
+PROBING_STUDIES = ("generalization", "degradation", "retention")  # Figures 3, 4, 5
 FIXTURES = "fixtures"  # data_dir value meaning the smoke fixtures of this repository (tests/fixtures/<family>)
+EXPERIMENT_HELP = "the registry experiment this run feeds (its key, or the id of one of its rows)"
+
+# Registry schema 3 gave each concept one spelling (YAML key = notebook parameter = config field = results.json
+# key). Each old spelling -> its new one; refused, with this pointer, wherever a parameter can be written: registry
+# rows, `reproduce --set`, `train --set`/`--params`, papermill -p, the parameter classes (:func:`resolve`).
+REGISTRY_SCHEMA = 3
+MIGRATION_NOTE = "docs/registry.md#migration-from-schema-2"
+RENAMED = {
+    "smart_lambda": "smart_adv_lambda",  # <method>_<field of SMARTConfig / FreeLBConfig>
+    "smart_steps": "smart_ascent_steps",
+    "freelb_steps": "freelb_ascent_steps",
+    "freelb_lr": "freelb_adv_lr",
+    "row": "experiment",  # the registry experiment a run feeds
+}
+# a name whose meaning moved: the probing family's `experiment` was its study (now `study`; `experiment` is the
+# registry experiment, as in every family)
+RENAMED_IN_FAMILY = {("probing", "experiment"): "study"}
 
 # the cell's sections, in the order they are printed; a class may retitle one (``TITLES``)
 SECTIONS = {
@@ -105,7 +137,7 @@ class Params(BaseModel):
 class Identity(Params):
     """The four parameters the runner injects into every notebook."""
 
-    row: str = P("", "registry row / experiment id this run feeds", section="identity")
+    experiment: str = P("", EXPERIMENT_HELP, section="identity")
     profile: Profile = P("smoke", "smoke (tiny model, fixture files, CPU, seconds) | cpu (real pretrained weights, "
                          "e.g. minilm, CPU) | paper (registry parameters, GPU)", section="identity")
     seed: int = P(1, "random seed (model head, data order, dropout, noise)", section="identity", ge=0,
@@ -160,7 +192,7 @@ class Training(Trained):
     eps: float = _positive(1.0e-5, "noise scale sigma (fairseq --eps)", section="r3f")
     r3f_lambda: float = P(1.0, "weight of the symmetric KL (fairseq's RTE example: 0.7)", section="r3f", ge=0,
                           allowed="a non-negative number")
-    noise_type: Literal["uniform", "normal", "none"] = P(
+    noise_type: Literal[GLUE_NOISE_TYPES] = P(
         "uniform", "uniform U(-eps, eps) | normal N(0, eps) | none (the released RoBERTa code path)", section="r3f")
     r4f_scope: Literal["out_proj", "all"] = P(
         "out_proj", "out_proj (official: the head's last Linear) | all (every Linear of the head)", section="r3f")
@@ -190,9 +222,9 @@ class GlueTraining(Training):
         "spectral-norm head) | smart | freelb", section="what")
     longer_training_factor: float = P(2.0, "std++ only: updates: max_updates x this", section="optimisation", ge=1,
                                       allowed="a number >= 1")
-    smart_lambda: float = P(1.0, "lambda_s, weight of the smoothness regulariser (mt-dnn adv_alpha 1; paper "
-                            "{1, 3, 5})", section="smart")
-    smart_steps: int = P(1, "K ascent steps on the noise (mt-dnn adv_k)", section="smart")
+    smart_adv_lambda: float = P(1.0, "lambda_s, weight of the smoothness regulariser (mt-dnn adv_alpha 1; "
+                                "paper {1, 3, 5})", section="smart")
+    smart_ascent_steps: int = P(1, "K ascent steps on the noise (mt-dnn adv_k)", section="smart")
     smart_step_size: float = P(1.0e-3, "eta (paper; mt-dnn CLI 1e-5)", section="smart")
     smart_noise_std: float = P(1.0e-5, "sigma of the Gaussian noise init (mt-dnn adv_noise_var)", section="smart")
     smart_epsilon: float | None = P(1.0e-5, "projection radius of the \"paper\" rule; None: no projection",
@@ -205,9 +237,9 @@ class GlueTraining(Training):
     smart_reg_detach: str = P("targets", "targets (mt-dnn SymKlCriterion) | none (R3F-style)", section="smart")
     smart_bregman_mu: float = P(0.0, "mu of the Bregman proximal point term (paper 1; official code: none)",
                                 section="smart")
-    freelb_steps: int = P(2, "K ascent steps (--adv-steps): 1 + K forward/backward passes per update",
-                          section="freelb")
-    freelb_lr: float = P(0.1, "ascent step alpha (--adv-lr)", section="freelb")
+    freelb_ascent_steps: int = P(2, "K ascent steps (--adv-steps): 1 + K forward/backward passes per update",
+                                 section="freelb")
+    freelb_adv_lr: float = P(0.1, "ascent step alpha (--adv-lr)", section="freelb")
     freelb_init_mag: float = P(1.0, "random init magnitude (--rand-init-mag)", section="freelb")
     freelb_max_norm: float | None = P(0.6, "bound on the perturbation (--max-norm); None: no bound",
                                       section="freelb")
@@ -223,7 +255,7 @@ class GlueParams(GlueTraining):
     TITLES: ClassVar[dict[str, str]] = {"what": "task, method, model",
                                         "optimisation": "optimisation (paper: reference GLUE table, Tables 11 and "
                                                         "12 of paper_tables.md §6b)"}
-    row: str = P("glue-notebook", "registry row / experiment id this run feeds", section="identity")
+    experiment: str = P("glue-notebook", EXPERIMENT_HELP, section="identity")
     task: str = P("rte", "mnli qqp rte qnli mrpc cola sst2 stsb", section="what")
 
 
@@ -234,7 +266,7 @@ class XnliParams(Training):
     TITLES: ClassVar[dict[str, str]] = {"what": "method, model, languages",
                                         "optimisation": "optimisation (XNLI hyper-parameters are not in the "
                                                         "paper's text: see docs/glue_xnli.md)"}
-    row: str = P("xnli-notebook", "registry row / experiment id this run feeds", section="identity")
+    experiment: str = P("xnli-notebook", EXPERIMENT_HELP, section="identity")
     method: Literal["standard", "r3f", "r4f"] = P("r3f", "standard | r3f | r4f (r3f + spectral-norm head)",
                                                   section="what")
     model_name: str = P("tiny-xlmr", "paper: FacebookAI/xlm-roberta-large", section="what")
@@ -251,7 +283,7 @@ class WallTimeParams(GlueParams):
     FAMILY: ClassVar[str] = "wall_time"
     TITLES: ClassVar[dict[str, str]] = {"what": "method, model, task",
                                         "optimisation": "optimisation (paper: the SST-2 GLUE recipe, Table 12)"}
-    row: str = P("fig1.sst2.r3f", "registry row / experiment id this run feeds", section="identity")
+    experiment: str = P("fig1.sst2.r3f", EXPERIMENT_HELP, section="identity")
     method: Literal["standard", "r3f", "r4f", "smart", "freelb"] = P(
         "r3f", "standard | r3f | r4f | smart | freelb", section="what")
     task: str = P("sst2", "Figure 1 is SST-2 (\"consistent across all other GLUE tasks\")", section="what")
@@ -273,8 +305,8 @@ class ProbingParams(GlueTraining):
     TITLES: ClassVar[dict[str, str]] = {"what": "study and method",
                                         "optimisation": "fine-tuning of every stage: the GLUE recipe (None: the "
                                                         "task's value in the reference GLUE table)"}
-    row: str = P("probing-notebook", "registry experiment this run feeds", section="identity")
-    experiment: Literal["generalization", "degradation", "retention"] = P(
+    experiment: str = P("probing-notebook", EXPERIMENT_HELP, section="identity")
+    study: Literal[PROBING_STUDIES] = P(
         "generalization", "generalization (Figure 3) | degradation (Figure 4) | retention (Figure 5)",
         section="what")
     method: Literal["standard", "std++", "r3f", "r4f", "smart", "freelb"] = P(
@@ -311,6 +343,16 @@ class ProbingParams(GlueTraining):
     probe_max_train_samples: int | None = P(None, "keep the first N training examples of each probed task",
                                             section="probe")
 
+    @field_validator("experiment")
+    @classmethod
+    def _not_a_study(cls, value: str) -> str:
+        """Registry schema 2 and before called the probing study ``experiment``: refuse a study name there."""
+        if value in PROBING_STUDIES:
+            raise ValueError(f"{value!r} is a probing study, not a registry experiment: write study={value!r} "
+                             f"(registry schema {REGISTRY_SCHEMA} renamed the probing study experiment -> study, "
+                             f"{MIGRATION_NOTE})")
+        return value
+
 
 class SummarizationParams(Trained):
     """``notebooks/summarization.ipynb`` (Table 4): BART (+R3F) on one summarization dataset."""
@@ -319,7 +361,7 @@ class SummarizationParams(Trained):
     TITLES: ClassVar[dict[str, str]] = {"what": "dataset, method, model",
                                         "optimisation": "training (paper: fairseq's BART summarization recipe)",
                                         "r3f": "R3F (method=\"r3f\")"}
-    row: str = P("summarization-notebook", "registry row / experiment id this run feeds", section="identity")
+    experiment: str = P("summarization-notebook", EXPERIMENT_HELP, section="identity")
     seed: int = P(1, "random seed (weights of a tiny model, data order, dropout, R3F noise)", section="identity",
                   ge=0, allowed="an integer >= 0")
     dataset: Literal["cnn_dailymail", "gigaword", "reddit_tifu"] = P(
@@ -348,8 +390,8 @@ class SummarizationParams(Trained):
     eps: float = _positive(1.0e-5, "noise scale (normal: the standard deviation)", section="r3f")
     r3f_lambda: float = P(1.0, "weight of the symmetric KL term", section="r3f", ge=0,
                           allowed="a non-negative number")
-    noise_type: Literal["uniform", "normal"] = P("normal", "normal N(0, eps) (fairseq's seq2seq default) | uniform "
-                                                 "U(-eps, eps)", section="r3f")
+    noise_type: Literal[SAMPLED_NOISE_TYPES] = P("normal", "normal N(0, eps) (fairseq's seq2seq default) | "
+                                                 "uniform U(-eps, eps)", section="r3f")
     num_beams: int | None = _optional_positive_int(2, "paper CNN/DM: 4", "decoding")
     length_penalty: float | None = P(None, "paper CNN/DM: 2.0", section="decoding")
     min_length: int | None = P(5, "generated tokens before EOS may end (paper CNN/DM: 55)", section="decoding",
@@ -379,7 +421,7 @@ class SftParams(Trained):
     FAMILY: ClassVar[str] = "sft"
     TITLES: ClassVar[dict[str, str]] = {"what": "dataset, method, model", "optimisation": "training",
                                         "r3f": "noise and R3F", "data": "run"}
-    row: str = P("sft-notebook", "registry row / experiment id this run feeds", section="identity")
+    experiment: str = P("sft-notebook", EXPERIMENT_HELP, section="identity")
     profile: Profile = P("smoke", "smoke (tiny Llama, fixture files, CPU, seconds) | paper (GPU: Qwen2.5-0.5B / "
                          "Llama-3.2-1B)", section="identity")
     seed: int = P(1, "random seed (weights of a tiny model, data order, dropout, noise)", section="identity", ge=0,
@@ -434,7 +476,7 @@ class ComputeCostParams(Identity):
                                         "r3f": "R3F",
                                         "smart": "SMART / FreeLB (every other hyper-parameter: the published "
                                                  "defaults of SMARTConfig / FreeLBConfig)"}
-    row: str = P("table1.r3f_r4f", "registry row this run feeds", section="identity")
+    experiment: str = P("table1.r3f_r4f", EXPERIMENT_HELP, section="identity")
     method: Literal["standard", "r3f", "r4f", "smart", "freelb"] = P(
         "r3f", "standard | r3f | r4f (r3f + spectral-norm head) | smart | freelb", section="what")
     model_name: str = P("tiny-roberta", "paper: FacebookAI/roberta-large (Figure 1: SST-2); CPU on real weights: "
@@ -444,7 +486,7 @@ class ComputeCostParams(Identity):
     timing_steps: int = _positive_int(5, "timed training steps per method (median), after one warm-up step", "what")
     eps: float = _positive(1.0e-5, "noise scale", section="r3f")
     r3f_lambda: float = P(1.0, "weight of the symmetric KL", section="r3f", ge=0, allowed="a non-negative number")
-    noise_type: Literal["uniform", "normal"] = P("uniform", "uniform | normal", section="r3f")
+    noise_type: Literal[SAMPLED_NOISE_TYPES] = P("uniform", "uniform | normal", section="r3f")
     pass_mode: Literal["separate", "concat"] = P(
         "separate", "separate (two forward calls) | concat (one doubled batch): same objective", section="r3f")
     ascent_steps: int = _positive_int(1, "S: SMART ascent steps (mt-dnn adv_k) / FreeLB adv-steps", "smart")
@@ -460,6 +502,18 @@ def check_parameter(cond: bool, name: str, value: Any, allowed: str) -> None:
     several fields, which the experiments make after :func:`resolve`)."""
     if not cond:
         raise ValueError(f"parameter {name}={value!r} is invalid: {allowed}")
+
+
+def renamed(name: str, family: str | None = None) -> str:
+    """The pointer for an old spelling: ``"smart_lambda was renamed smart_adv_lambda in registry schema 3 (docs/...)"``
+    ("" when ``name`` is no old spelling; ``family``: the family-specific renames too)."""
+    new = RENAMED_IN_FAMILY.get((family or "", name)) or RENAMED.get(name)
+    return f"{name} was renamed {new} in registry schema {REGISTRY_SCHEMA} ({MIGRATION_NOTE})" if new else ""
+
+
+def spelling_problems(names: Any) -> list[str]:
+    """The pointer of each old spelling among ``names`` (see :data:`RENAMED`)."""
+    return [renamed(name) for name in names if name in RENAMED]
 
 
 def suggest(name: str, choices: Any) -> str:
@@ -479,7 +533,11 @@ def _choices(annotation: Any) -> list[Any] | None:
 
 def allowed(cls: type[Params], name: str) -> str:
     """What parameter ``name`` of ``cls`` accepts, in words."""
-    info = cls.model_fields[name]
+    return field_allowed(cls.model_fields[name])
+
+
+def field_allowed(info: FieldInfo) -> str:
+    """What a model's field accepts, in words: its ``allowed`` text, its ``Literal`` choices, or its type."""
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     if "allowed" in extra:
         return str(extra["allowed"])
@@ -487,9 +545,11 @@ def allowed(cls: type[Params], name: str) -> str:
     if choices is not None:
         return f"choose one of {choices}"
     kind = {int: "an integer", float: "a number", bool: "True or False", str: "a string"}
-    args = get_args(info.annotation) or (info.annotation,)
-    words = [kind.get(a, "a list" if get_origin(a) is list else getattr(a, "__name__", str(a)))
-             for a in args if a is not type(None)]
+    args = get_args(info.annotation) if get_origin(info.annotation) is not dict else ()
+    args = args or (info.annotation,)
+    collections = {list: "a list", tuple: "a list", dict: "a mapping"}
+    words = [kind.get(a, collections.get(get_origin(a), getattr(a, "__name__", str(a))))
+             for a in map(_unwrap, args) if a is not type(None)]
     return ("None or " if type(None) in args else "") + " or ".join(words)
 
 
@@ -500,6 +560,9 @@ def resolve(cls: type[M], params: Mapping[str, Any], label: str | None = None) -
     ``parameter <name>=<value> is invalid: <what is allowed>``.
     """
     label = label or cls.FAMILY or cls.__name__
+    old = spelling_problems(params)
+    if old:
+        raise TypeError(f"old {label} parameter name(s): {'; '.join(old)}")
     unknown = sorted(set(params) - set(cls.model_fields))
     if unknown:
         hints = "".join(suggest(u, cls.model_fields) for u in unknown)
@@ -510,11 +573,88 @@ def resolve(cls: type[M], params: Mapping[str, Any], label: str | None = None) -
         first = err.errors()[0]
         name = str(first["loc"][0])
         value = params.get(name)
-        why = allowed(cls, name)
+        why = str(first["ctx"]["error"]) if first["type"] == "value_error" else allowed(cls, name)
         if isinstance(value, str) and first["type"] in ("float_type", "int_type"):
             why += " (a string is not a number: write it without quotes)"
         raise ValueError(f"parameter {name}={value!r} is invalid: {why}") from None
 
+
+class Problems(ValueError):
+    """Raised by a validator that checks several fields together: each problem is ``(location, message)``, the
+    location relative to the validated object; :func:`validation_problems` reports each at its own field."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]):
+        self.problems = problems
+        super().__init__("; ".join(message for _, message in problems))
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` of ``Annotated[X, ...]`` and of ``Optional[X]``."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if type(None) in get_args(annotation) and len(args) == 1:
+            annotation = args[0]
+            continue
+        return annotation
+
+
+def _walk(schema: Any, loc: tuple[Any, ...]) -> tuple[dict[str, FieldInfo], FieldInfo | None]:
+    """Follow ``loc`` through ``schema`` (a model or pydantic dataclass and the types of its fields): the fields
+    of the model holding the last field named on the way, and that field."""
+    annotation, fields, info = schema, {}, None
+    for part in loc:
+        annotation = _unwrap(annotation)
+        own = getattr(annotation, "__pydantic_fields__", None)
+        if own is not None and part in own:
+            fields, info, annotation = own, own[part], own[part].annotation
+        elif get_origin(annotation) in (dict, Mapping):
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) in (list, tuple):
+            annotation = get_args(annotation)[0]
+    own = getattr(_unwrap(annotation), "__pydantic_fields__", None)
+    return (own if own is not None else fields), info
+
+
+def location(loc: tuple[Any, ...]) -> str:
+    """``('smoke', 'tolerance', 'f1')`` as ``smoke.tolerance.f1``, ``('left', 0)`` as ``left[0]``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def validation_problems(err: ValidationError, schema: Any) -> list[tuple[str, str]]:
+    """Every error of ``err`` (a validation of ``schema``) as ``(field path, message)``, in the words of the
+    parameter errors: an unknown key with "did you mean", a missing one, a validator's own message, else what
+    the field accepts (its ``allowed`` text) and what it got."""
+    out: dict[tuple[str, str], None] = {}
+    errors = err.errors()
+    deeper = {tuple(e["loc"])[:i] for e in errors for i in range(len(e["loc"]))}
+    for e in errors:
+        loc, kind = tuple(e["loc"]), e["type"]
+        if kind == "too_short" and loc in deeper:  # pydantic counts the items that failed as missing: said below
+            continue
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, Problems):
+            out.update(((location(loc + sub), message), None) for sub, message in error.problems)
+            continue
+        if loc[-1:] == ("[key]",):  # a mapping's key: reported at the mapping (the message names the key)
+            loc = loc[:-2]
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+            known = _walk(schema, loc[:-1])[0]
+            message = f"unknown {'field' if len(loc) == 1 else 'key'}{suggest(str(loc[-1]), known)}"
+        elif kind in ("missing", "missing_argument", "missing_keyword_only_argument"):
+            message = "missing required field"
+        elif kind in ("value_error", "assertion_error") and error is not None:
+            message = str(error)
+        else:  # a type error: what the field accepts (a custom error of type "expected" words a type's own)
+            info = _walk(schema, loc)[1]
+            extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+            what = extra.get("allowed") or (e["msg"] if kind == "expected" else
+                                            field_allowed(info) if info is not None else e["msg"].lower())
+            message = f"expected {what}, got {e['input']!r}"
+        out[(location(loc), message)] = None
+    return list(out)
 
 # ---- the notebooks' parameters cell ----------------------------------------------------------------------------
 

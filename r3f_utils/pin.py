@@ -17,9 +17,10 @@ from pathlib import Path
 
 from .atomic import OutputError, atomic_write_text, describe_os_error
 from .checker import check
-from .layout import BATCH_MANIFEST, batch_of
+from .layout import BATCH_MANIFEST, batch_folder, batch_of, run_seed
 from .registry import RegistryRow, load_registry
 from .results import ResultRecord
+from .runner import missing_manifest
 
 __all__ = ["PinError", "check_pinnable", "pin_smoke_expectations", "with_experiment_siblings"]
 
@@ -51,7 +52,7 @@ def _replace_expected(text: str, row_id: str, mapping: str) -> str:
     match = _EXPECTED.search(block)
     if match is None:
         raise PinError(f"row {row_id!r} has no 'expected: {{...}}' in its smoke block; add one, e.g. "
-                       "smoke: {<<: *glue_smoke, expected: {accuracy: 0.0}, tolerance: 0.01}, then pin again")
+                       "smoke: {expected: {accuracy: 0.0}, tolerance: 0.01}, then pin again")
     close = block.index("}", match.end())
     new_block = block[: match.start()] + f"expected: {{{mapping}}}" + block[close + 1 :]
     return text[:start] + new_block + text[end:]
@@ -68,7 +69,7 @@ def pin_smoke_expectations(
 
     Rows without smoke runs are left alone; a row whose runs lack one of its metrics is an error.
     """
-    check_pinnable(records, rows, registry_path=registry_path)
+    check_pinnable(records, rows)
     result = check(rows, records, "smoke")
     by_row: dict[str, dict[str, tuple[float | None, float]]] = {}
     for v in result.verdicts:
@@ -107,60 +108,34 @@ def _replace_validated(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
-def _notebook_defaults(registry_path: str | Path | None, row: RegistryRow, cache: dict) -> dict:
-    """The row's notebook's parameter defaults that a run records as given (not paths the notebook resolves,
-    such as ``data_dir``); {} without a registry path or a readable notebook."""
-    if registry_path is None or row.notebook is None:
-        return {}
-    notebook = (Path(registry_path).resolve().parent / row.notebook).resolve()
-    if notebook not in cache:
-        from .families import notebook_defaults
-
-        try:
-            found = notebook_defaults(notebook)
-        except ValueError:
-            found = {}
-        cache[notebook] = {k: v for k, v in found.items()
-                           if v is not None and not k.endswith(("_dir", "_path", "_file")) and k not in _INJECTED}
-    return cache[notebook]
-
-
-_INJECTED = ("row", "profile", "seed", "output_dir")  # the runner's own parameters
-
-
-def check_pinnable(records: Sequence[ResultRecord], rows: Sequence[RegistryRow], *,
-                   registry_path: str | Path | None = None) -> None:
-    """Refuse runs made with other parameters than the rows' smoke parameters: a batch started with ``--set``
-    (its ``batch.json`` records the overrides), or a results.json whose parameters differ from the row's
-    (with ``registry_path``: from the row's notebook defaults too, so an override is caught when batch.json
-    is gone)."""
+def check_pinnable(records: Sequence[ResultRecord], rows: Sequence[RegistryRow]) -> None:
+    """Refuse runs made with other parameters than the rows' smoke parameters: a run outside a batch of
+    ``reproduce`` (no ``batch.json`` to show how it ran), a batch started with ``--set`` (its ``batch.json``
+    records the overrides), or a results.json whose parameters differ from the row's."""
     experiments = {r.experiment: r for r in rows} | {r.id: r for r in rows}
-    defaults_cache: dict = {}
     for rec in records:
-        row = experiments.get(rec.row) or experiments.get(rec.experiment)
+        row = experiments.get(rec.experiment)
         if rec.profile != "smoke" or row is None:
             continue
-        batch = batch_of(rec.path.parent)
-        manifest = batch / BATCH_MANIFEST if batch is not None else None
-        if manifest is not None:
-            try:
-                overrides = json.loads(manifest.read_text(encoding="utf-8")).get("overrides") or {}
-            except (OSError, ValueError):
-                overrides = {}
-            if overrides:
-                shown = " ".join(f"--set {k}={v}" for k, v in overrides.items())
-                raise PinError(f"{rec.path}: the batch ran with {shown}; pins must come from the registry's own "
-                               "smoke parameters: rerun `reproduce` without --set, then pin that batch")
+        run = rec.path.parent
+        batch = batch_of(run)
+        if batch is None:
+            raise PinError(f"cannot pin {rec.path}: " + missing_manifest(
+                batch_folder(run) if run_seed(run) is not None else run,
+                "pins come only from a batch whose batch.json shows it ran the registry's own smoke parameters: "
+                f"re-run `reproduce --rows {row.id}` (without --set), then pin with --results <that batch folder>"))
+        try:
+            overrides = json.loads((batch / BATCH_MANIFEST).read_text(encoding="utf-8")).get("overrides") or {}
+        except (OSError, ValueError):
+            overrides = {}
+        if overrides:
+            shown = " ".join(f"--set {k}={v}" for k, v in overrides.items())
+            raise PinError(f"{rec.path}: the batch ran with {shown}; pins must come from the registry's own "
+                           "smoke parameters: rerun `reproduce` without --set, then pin that batch")
         for key, value in row.parameters_for("smoke").items():
             if value is not None and key in rec.parameters and rec.parameters[key] != value:
                 raise PinError(f"{rec.path}: run with {key}={rec.parameters[key]!r}, the registry's smoke parameters "
                                f"say {key}={value!r}; pin only runs made with the registry's parameters")
-        smoke = row.parameters_for("smoke")
-        for key, value in _notebook_defaults(registry_path, row, defaults_cache).items():
-            if key not in smoke and key in rec.parameters and rec.parameters[key] != value:
-                raise PinError(f"{rec.path}: run with {key}={rec.parameters[key]!r}, but neither the registry nor the "
-                               f"notebook's default ({key}={value!r}) says so: an override (--set {key}=...)? pin only "
-                               "runs made with the registry's parameters: rerun `reproduce` without --set, then pin")
 
 
 def with_experiment_siblings(selected: Sequence[RegistryRow], rows: Sequence[RegistryRow]) -> list[RegistryRow]:

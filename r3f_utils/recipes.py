@@ -183,9 +183,12 @@ def derive_summarization_budget(dataset: str) -> SummarizationBudget:
 
 
 def _method_cost(method: str, params: Mapping[str, Any]) -> float | None:
-    """Cost per step relative to standard fine-tuning (Table 1: xFP 3; R3F/R4F 4; SMART/FreeLB 3 + 3S)."""
+    """Cost per step relative to standard fine-tuning (Table 1: xFP 3; R3F/R4F 4; SMART/FreeLB 3 + 3S).
+
+    S: the run's ``<method>_ascent_steps`` (the GLUE-like families), else its ``ascent_steps`` (the compute_cost
+    family's one S for both methods), else 1."""
     if method in ("smart", "freelb"):
-        return 1.0 + float(params.get(f"{method}_steps", 1))
+        return 1.0 + float(params.get(f"{method}_ascent_steps", params.get("ascent_steps", 1)))
     return METHOD_COST.get(method)
 
 

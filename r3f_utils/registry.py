@@ -1,26 +1,58 @@
 """The result registry: every number of the paper, as a validated list of ``RegistryRow``.
 
 ``results_registry.yaml`` (``rows:``, a list) is read with :func:`r3f_utils.yaml_io.load` (safe; ``1e-5`` is a
-number). Validation names the row and the field of every problem and suggests near matches for names. This
+number). Rows and claims are validated by their classes, pydantic dataclasses whose fields are the YAML keys
+(:class:`RegistryRow`, :class:`Claim`: each schema written once); every problem is reported, naming the row and the
+field, with near matches suggested for names (:func:`r3f_utils.params.validation_problems`). This
 module also holds the one list of metric names (``METRIC_NAMES``) and aggregations (``AGGREGATIONS``) the whole
 package uses. No torch/transformers import; papermill is imported only to check notebooks.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
+import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass as plain_dataclass
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    WrapValidator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from . import yaml_io
-from .families import family_of
+from .families import ProfileDefaults, family_of
 from .package_data import registry_path
-from .params import GLUE_TASK_NAMES, PROBE_MAX_CYCLES, PROFILES, XNLI_LANGUAGES, resolve
+from .params import (
+    GLUE_TASK_NAMES,
+    MIGRATION_NOTE,
+    PROBE_MAX_CYCLES,
+    PROFILES,
+    REGISTRY_SCHEMA,
+    RENAMED,
+    XNLI_LANGUAGES,
+    Problems,
+    location,
+    renamed,
+    resolve,
+    suggest,
+    validation_problems,
+)
 
 __all__ = [
     "AGGREGATIONS",
@@ -37,6 +69,7 @@ __all__ = [
     "XNLI_LANGUAGES",
     "Claim",
     "ClaimOperand",
+    "ClaimPin",
     "DatasetRef",
     "ProfileSpec",
     "Registry",
@@ -105,33 +138,17 @@ AGGREGATIONS: dict[str, tuple[str, int]] = {
 }
 
 ROLES = ("target", "reported")
-# registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`)
-SCHEMA_VERSIONS = (1, 2)
+# registry file versions this reader understands (2 added `cpu:` sections, null metrics and `claims:`; 3 gave each
+# concept one spelling, params.RENAMED: older versions are refused with a pointer to the migration note)
+SCHEMA_VERSIONS = (REGISTRY_SCHEMA,)
 CLAIM_RELATIONS = ("<", "<=", ">", ">=")
 # how the values of one side of a claim combine: every element on its own, or one reduced value
 CLAIM_REDUCTIONS = ("each", "max", "min", "mean")
 CLAIM_VERDICTS = ("holds", "fails", "degenerate")  # what a smoke/cpu section may pin
 # parameters the runner injects into every notebook
-COMMON_PARAMETERS = ("row", "profile", "seed", "output_dir")
+COMMON_PARAMETERS = ("experiment", "profile", "seed", "output_dir")
 
-_REQUIRED = (
-    "id",
-    "table",
-    "task",
-    "dataset",
-    "model",
-    "method",
-    "metrics",
-    "aggregation",
-    "tolerance",
-    "role",
-)
-_OPTIONAL = ("experiment", "notebook", "parameters", "smoke", "cpu", "notes", "printed")
 _TOP_LEVEL = ("schema_version", "templates", "rows", "claims")
-_SMOKE_KEYS = ("parameters", "expected", "tolerance", "seeds")
-_DATASET_KEYS = ("hub_id", "config", "split", "revision")
-_CLAIM_REQUIRED = ("id", "statement", "source", "metric", "aggregation", "left", "relation", "right")
-_CLAIM_OPTIONAL = ("figure", "table", "left_reduce", "right_reduce", "margin", "smoke", "cpu", "notes", "per_metric")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _NUMBER_LIKE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
@@ -144,47 +161,284 @@ class RegistryError(ValueError):
         super().__init__("\n".join(self.errors))
 
 
-@dataclass(frozen=True)
+def check_metric_name(name: str) -> None:
+    """Raise ValueError (with a "did you mean") when ``name`` is not in ``METRIC_NAMES``."""
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown metric name {name!r}{suggest(str(name), METRIC_NAMES)}")
+
+
+def _number_problem(value: Any) -> str | None:
+    """Why ``value`` is not a usable number, or None when it is one."""
+    if isinstance(value, str) and _NUMBER_LIKE.match(value):  # unquoted, the YAML reader makes it a number
+        return f"{value!r} is a string, not a number (it is quoted); write {value.strip()}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} ({type(value).__name__}) is not a number"
+    if not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    return None
+
+
+def is_number_like(text: str) -> bool:
+    """True for strings such as ``"1e-5"`` that look like a number (PyYAML 1.1 leaves them strings)."""
+    return bool(_NUMBER_LIKE.match(text))
+
+
+def _string_numbers(value: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """``(location, problem)`` per number-like string in a parameter value."""
+    if isinstance(value, str) and _NUMBER_LIKE.match(value):
+        yield loc, str(_number_problem(value))
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _string_numbers(v, (*loc, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _string_numbers(v, (*loc, i))
+
+
+def string_number_problems(value: Any, path: str) -> list[str]:
+    """``"<path>: <problem>"`` per number-like string in a parameter value (papermill passes strings on)."""
+    return [f"{path}{'' if not loc or isinstance(loc[0], int) else '.'}{location(loc)}: {problem}"
+            for loc, problem in _string_numbers(value)]
+
+
+# ---- the schema: the types of the registry's fields -----------------------------------------------------------
+# Each raises the message the registry reports (params.validation_problems adds the row and the field); a type
+# error that no validator words is reported with the field's ``allowed`` text.
+
+def _number(value: Any) -> float:
+    problem = _number_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return float(value)
+
+
+def _non_negative(value: float) -> float:
+    if value < 0:
+        raise ValueError(f"{value!r} is negative")
+    return value
+
+
+def _text(value: Any) -> str:  # a number written unquoted is its text (`table: 1`)
+    return _name(str(value)) if isinstance(value, int) and not isinstance(value, bool) else _name(value)
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or value == "":
+        raise PydanticCustomError("expected", "a non-empty string")  # or the field's `allowed`
+    return value
+
+
+def _id(value: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(f"{value!r} may hold only letters, digits, '_', '.', '-' (ids name run folders)")
+    return value
+
+
+def _metric_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"unknown metric name {value!r}")
+    check_metric_name(value)
+    return value
+
+
+def _one_of(options: Iterable[str], noun: str | None = None) -> BeforeValidator:
+    """A choice among ``options``: ``unknown <noun> 'x'; did you mean ...`` or ``must be one of ..., got 'x'``."""
+    options = tuple(options)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value in options:
+            return value
+        if noun:
+            raise ValueError(f"unknown {noun} {value!r}{suggest(str(value), options)} (known: {', '.join(options)})")
+        raise ValueError(f"must be one of {', '.join(map(repr, options))}, got {value!r}{suggest(str(value), options)}")
+
+    return BeforeValidator(check)
+
+
+def _either(allowed: str) -> WrapValidator:
+    """One message for a value none of a union's types accepts (instead of one per type)."""
+
+    def collapse(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"expected {allowed}, got {value!r}") from None
+
+    return WrapValidator(collapse)
+
+
+def _parameter_name(key: Any) -> str:
+    if key in COMMON_PARAMETERS:
+        raise ValueError(f"{key!r} is injected by the runner; do not set it in the registry")
+    return str(key)
+
+
+def _no_string_numbers(value: Any) -> Any:
+    problems = list(_string_numbers(value))
+    if problems:
+        raise Problems(problems)
+    return value
+
+
+def _non_empty(value: Any) -> Any:  # an empty list given is a mistake (null: none)
+    if isinstance(value, list) and not value:
+        raise PydanticCustomError("expected", "a non-empty list")  # or the field's `allowed`
+    return value
+
+
+def _empty_if_null(empty: Any) -> BeforeValidator:
+    return BeforeValidator(lambda value: empty if value is None else value)
+
+
+def _listed(value: Any) -> Any:  # `notes: one string` is `notes: [one string]`
+    return [value] if isinstance(value, str) else value
+
+
+def _allowed(text: str) -> Any:
+    """What a field accepts, in words (the message of a type error no validator words)."""
+    return Field(json_schema_extra={"allowed": text})
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+NonNegative = Annotated[float, BeforeValidator(_number), AfterValidator(_non_negative)]
+Text = Annotated[str, BeforeValidator(_text)]
+Name = Annotated[str, BeforeValidator(_name)]
+Id = Annotated[str, BeforeValidator(_text), AfterValidator(_id)]
+MetricName = Annotated[str, BeforeValidator(_metric_name)]
+Parameters = Annotated[
+    dict[Annotated[str, BeforeValidator(_parameter_name)], Annotated[Any, AfterValidator(_no_string_numbers)]],
+    _empty_if_null({}), _allowed("a mapping parameter -> value")]
+Notes = Annotated[tuple[str, ...], BeforeValidator(_listed), _empty_if_null(()), _allowed("a string or a list of "
+                                                                                          "strings")]
+_SECTION = "a mapping with parameters, expected, tolerance, seeds"
+_SCHEMA = ConfigDict(extra="forbid", defer_build=True)  # unknown keys refused; built on first use
+
+
+def _tolerance_problems(tolerance: Mapping[str, float], metrics: Iterable[str]) -> list[tuple[tuple[str, ...], str]]:
+    metrics = list(metrics)
+    return ([(("tolerance",), f"tolerance for {name!r}, which is not among the metrics{suggest(name, metrics)}")
+             for name in tolerance if name not in metrics]
+            + [(("tolerance",), f"no tolerance for metric {name!r}") for name in metrics if name not in tolerance])
+
+
+def _one_tolerance_for_all(data: Any, metrics_key: str) -> Any:
+    """``tolerance: 0.5`` is ``tolerance: {<every metric>: 0.5}`` (each checked as its own; none while the metrics
+    are not a mapping: that is reported there)."""
+    if isinstance(data, Mapping) and "tolerance" in data and not isinstance(data["tolerance"], Mapping):
+        metrics = data.get(metrics_key)
+        data = {**data, "tolerance": dict.fromkeys(metrics if isinstance(metrics, Mapping) else (), data["tolerance"])}
+    return data
+
+
+@dataclass(frozen=True, config=_SCHEMA)
 class DatasetRef:
     """Where a row's evaluation data comes from on the Hugging Face Hub."""
 
-    hub_id: str
-    config: str | tuple[str, ...] | None  # a tuple: one config per language (XNLI)
-    split: str | tuple[str, ...]
-    revision: str | None = None  # a Hub branch/commit, e.g. refs/convert/parquet (the Parquet conversion)
+    hub_id: Annotated[Name, _allowed("a Hub dataset id")]
+    # a tuple: one config per language (XNLI)
+    config: Annotated[str | tuple[str, ...] | None, _either("a config name, a list of them, or null")]
+    split: Annotated[Name | tuple[Name, ...], _either("a split name or a list of them")]
+    # a Hub branch/commit, e.g. refs/convert/parquet (the Parquet conversion)
+    revision: Annotated[Name | None, _allowed("a Hub revision (refs/convert/parquet) or null")] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_config(cls, data: Any) -> Any:  # no `config:` is `config: null`
+        return {"config": None, **data} if isinstance(data, Mapping) else data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SCHEMA)
 class ProfileSpec:
     """A row's ``smoke:`` or ``cpu:`` section: parameter overrides, pinned values, seeds to run (default 1)."""
 
-    parameters: dict[str, Any] = field(default_factory=dict)  # a null value drops the parameter
-    expected: dict[str, float] = field(default_factory=dict)
-    tolerance: dict[str, float] = field(default_factory=dict)
-    seeds: int = 1
+    # over the family's profile values (r3f_utils.families); a null is refused (RegistryRow._check)
+    parameters: Parameters = field(default_factory=dict)
+    expected: Annotated[dict[MetricName, Number], _empty_if_null({}), _allowed("a mapping metric name -> number")
+                        ] = field(default_factory=dict)
+    tolerance: Annotated[dict[str, NonNegative], _allowed("a number, or metric -> number")] = field(
+        default_factory=dict)
+    seeds: Annotated[int, Strict(), Field(ge=1), _allowed("a whole number >= 1")] = 1
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: Any) -> ProfileSpec:
+        spec = handler(_one_tolerance_for_all(data, "expected"))
+        if spec.expected and not spec.tolerance:
+            raise Problems([(("tolerance",), "required when expected is given")])
+        problems = _tolerance_problems(spec.tolerance, spec.expected) if spec.expected else []
+        if problems:
+            raise Problems(problems)
+        return spec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SCHEMA)
 class RegistryRow:
-    """One registered result: a group of numbers the paper prints for one model/method on one dataset."""
+    """One registered result: a group of numbers the paper prints for one model/method on one dataset.
 
-    id: str
-    table: str
-    task: str
-    dataset: DatasetRef | None  # None: the run reads no dataset (Table 1: random token batches)
-    model: str
-    method: str
-    metrics: dict[str, float | None]  # None: the paper prints no number (a figure); the run is still measured
-    aggregation: str
-    tolerance: dict[str, float]
-    role: str
-    experiment: str
-    notebook: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    smoke: ProfileSpec = field(default_factory=ProfileSpec)
-    notes: tuple[str, ...] = ()
-    printed: dict[str, str] = field(default_factory=dict)
-    cpu: ProfileSpec | None = None  # rows without it are not part of the cpu profile
+    Its fields are the keys of a row of ``results_registry.yaml`` (this class is the row's schema).
+    """
+
+    id: Id
+    table: Text
+    task: Text
+    # None: the run reads no dataset (Table 1: random token batches)
+    dataset: Annotated[DatasetRef | None, _allowed("a mapping with hub_id, config, split, revision, or null for a "
+                                                   "run that reads no dataset")]
+    model: Text
+    method: Text
+    # None: the paper prints no number (a figure); the run is still measured
+    metrics: Annotated[dict[MetricName, Number | None], Field(min_length=1),
+                       _allowed("a non-empty mapping metric name -> number")]
+    aggregation: Annotated[str, _one_of(AGGREGATIONS, "aggregation")]
+    tolerance: Annotated[dict[str, NonNegative], _allowed("a number, or metric -> number")]  # a number: each metric
+    role: Annotated[str, _one_of(ROLES, "role")]
+    experiment: Id | None = None  # rows produced by the same runs share it; None: the id (filled in on creation)
+    notebook: Name | None = None
+    parameters: Parameters = field(default_factory=dict)
+    smoke: Annotated[ProfileSpec, _empty_if_null({}), _allowed(_SECTION)] = field(default_factory=ProfileSpec)
+    notes: Notes = ()
+    printed: Annotated[dict[str, str], _empty_if_null({}), _allowed("a mapping metric -> printed text")] = field(
+        default_factory=dict)
+    cpu: Annotated[ProfileSpec | None, _allowed(_SECTION)] = None  # rows without it are not in the cpu profile
+
+    def __post_init__(self) -> None:
+        if self.experiment is None:
+            object.__setattr__(self, "experiment", self.id)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: Any) -> RegistryRow:
+        raw = data if isinstance(data, Mapping) else {}
+        row = handler(_one_tolerance_for_all(data, "metrics"))
+        problems = _tolerance_problems(row.tolerance, row.metrics)
+        target = row.role == "target"
+        if not target and any(v is None for v in row.metrics.values()):
+            problems.append((("metrics",), "a reported row quotes printed numbers; null (no number) is for target "
+                                           "rows"))
+        if target and row.notebook is None:
+            problems.append((("notebook",), "a target row needs the notebook that reproduces it"))
+        if not target and row.notebook is not None:
+            problems.append((("notebook",), "a reported row is quoted from another paper and has no notebook"))
+        if target and raw and "parameters" not in raw:
+            problems.append((("parameters",), "a target row needs the parameters that reproduce it"))
+        problems += [(("printed",), f"{k!r} is not among the row's metrics: expected a mapping metric -> printed "
+                                    "text, for metrics of this row") for k in row.printed if k not in row.metrics]
+        if row.cpu is not None and not target:
+            problems.append((("cpu",), "only a target row (one this package runs) can have a cpu profile"))
+        for name in ("smoke", "cpu"):
+            spec = getattr(row, name)
+            unknown = [m for m in (spec.expected if spec is not None else ()) if m not in row.metrics]
+            if unknown:
+                problems.append(((name, "expected"), f"pins {unknown}, which are not among the row's metrics"))
+            # a null used to drop the row's key so that the notebook's default applied; each profile's values now
+            # live in its family's record, so a null is refused rather than passed to the notebook as None
+            problems += [((name, "parameters", key), "null no longer drops a parameter: delete the key; the "
+                          f"{name} profile's value comes from the family's profile values (r3f_utils/families.py, "
+                          "ProfileDefaults), else the notebook's default")
+                         for key, value in (spec.parameters if spec is not None else {}).items() if value is None]
+        if problems:
+            raise Problems(problems)
+        return row
 
     @property
     def seeds_needed(self) -> int:
@@ -208,50 +462,129 @@ class RegistryRow:
         return self.seeds_needed if profile == "paper" else (spec.seeds if spec is not None else 1)
 
     def parameters_for(self, profile: str) -> dict[str, Any]:
-        """Row parameters for ``profile``; smoke/cpu merge their section's parameters (null drops a key)."""
-        params = dict(self.parameters)
+        """Row parameters for ``profile``: its family's values for the profile (``r3f_utils.families``, the one
+        place they live), the row's ``parameters`` (its paper recipe: in smoke/cpu without the keys those profiles
+        set themselves), then its ``smoke:``/``cpu:`` section's. A notebook outside the families' table: the row's
+        parameters, then the section's."""
         spec = self.profile_spec(profile)
-        for key, value in (spec.parameters if spec is not None else {}).items():
-            if value is None:
-                params.pop(key, None)
-            else:
-                params[key] = value
-        return params
+        family = family_of(self.notebook)
+        profiles = family.profiles if family is not None else ProfileDefaults()
+        return profiles.resolve(profile, self.parameters, spec.parameters if spec is not None else {})
 
 
-@dataclass(frozen=True)
+def _operand(value: Any, metric: Any = None) -> Any:
+    """``left: [exp]`` is ``left: [{experiment: exp}]``; an operand without a metric reads the claim's."""
+    value = {"experiment": value} if isinstance(value, str) else value
+    if isinstance(value, Mapping) and "metric" not in value and metric is not None:
+        return {**value, "metric": metric}
+    if not isinstance(value, (Mapping, ClaimOperand)):
+        raise ValueError(f"expected an experiment key or {{experiment: X, metric: M}}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, config=_SCHEMA)
 class ClaimOperand:
     """One side element of a claim: an experiment's metric (its seeds aggregated as the claim says)."""
 
-    experiment: str
-    metric: str
+    experiment: Name
+    metric: MetricName  # default: the claim's
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SCHEMA)
+class ClaimPin:
+    """A claim's ``smoke:`` / ``cpu:`` section: the verdict pinned for that profile."""
+
+    expected: Annotated[str, _one_of(CLAIM_VERDICTS)]
+
+
+_PIN = "{expected: holds|fails|degenerate}"
+Operands = Annotated[tuple[Annotated[ClaimOperand, BeforeValidator(_operand)], ...], Field(
+    min_length=1, json_schema_extra={"allowed": "a non-empty list of experiment keys"})]
+
+
+@dataclass(frozen=True, config=_SCHEMA)
 class Claim:
     """An ordering statement of the paper (mostly from its figures), judged ``holds`` / ``fails`` over runs.
 
     ``reduce(left) relation reduce(right)`` (+ ``margin``), where ``reduce`` is ``left_reduce`` /
     ``right_reduce``: ``each`` makes the relation hold for every element, ``max``/``min``/``mean`` combine a
-    side into one value first. ``expected`` pins the verdict per profile (smoke, cpu): tiny models say nothing
-    about the paper, so there only a change of verdict fails.
+    side into one value first. ``smoke`` / ``cpu`` pin the verdict per profile (``expected``): tiny models say
+    nothing about the paper, so there only a change of verdict fails. Its fields are the keys of a claim of
+    ``results_registry.yaml``; read with the rows' experiments as context, its operands are checked against them.
     """
 
-    id: str
-    statement: str
-    source: str
-    metric: str
-    aggregation: str
-    left: tuple[ClaimOperand, ...]
-    relation: str
-    right: tuple[ClaimOperand, ...]
-    left_reduce: str = "each"
-    right_reduce: str = "each"
-    margin: float = 0.0
-    where: str = ""  # "figure 1", "table 2"
-    expected: dict[str, str] = field(default_factory=dict)  # profile -> pinned verdict
-    notes: tuple[str, ...] = ()
-    per_metric: tuple[str, ...] = ()  # judged on each of these metrics (tasks) with the same operands; all must hold
+    id: Id
+    statement: Text
+    source: Text
+    metric: MetricName
+    aggregation: Annotated[str, _one_of(AGGREGATIONS)]
+    left: Operands
+    relation: Annotated[str, _one_of(CLAIM_RELATIONS)]
+    right: Operands
+    left_reduce: Annotated[str, _one_of(CLAIM_REDUCTIONS)] = "each"
+    right_reduce: Annotated[str, _one_of(CLAIM_REDUCTIONS)] = "each"
+    margin: NonNegative = 0.0  # a required gap, in metric units
+    figure: Text | None = None
+    table: Text | None = None
+    smoke: Annotated[ClaimPin | None, _allowed(_PIN)] = None
+    cpu: Annotated[ClaimPin | None, _allowed(_PIN)] = None
+    notes: Notes = ()
+    # judged on each of these metrics (tasks) with the same operands; all must hold
+    per_metric: Annotated[tuple[MetricName, ...], _empty_if_null(()), BeforeValidator(_non_empty),
+                          _allowed("a non-empty list of metric names")] = ()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check(cls, data: Any, handler: Any, info: ValidationInfo) -> Claim:
+        if isinstance(data, Mapping):  # each operand (an experiment key or a mapping) with the claim's metric
+            sides = [side for side in ("left", "right") if isinstance(data.get(side), list)]
+            data = {**data, **{side: [o if not isinstance(o, (str, Mapping)) else _operand(o, data.get("metric"))
+                                      for o in data[side]] for side in sides}}
+        claim = handler(data)
+        experiments = (info.context or {}).get("experiments")
+        if experiments is not None:
+            problems = claim.operand_problems(experiments)
+            if problems:
+                raise Problems(problems)
+        return claim
+
+    def operand_problems(self, experiments: Mapping[str, tuple[tuple[str, ...], str] | None]
+                         ) -> list[tuple[tuple[str | int, ...], str]]:
+        """What is wrong with the operands given the registry's experiments (key -> (metrics, role), or None for
+        one whose rows are invalid: not judged here)."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for side in ("left", "right"):
+            for i, o in enumerate(getattr(self, side)):
+                if o.experiment not in experiments:
+                    problems.append(((side, i), f"{o.experiment!r} is not the experiment of any row"
+                                                f"{suggest(o.experiment, experiments)} (claims read the runs of "
+                                                "registered experiments)"))
+                    continue
+                if experiments[o.experiment] is None:
+                    continue
+                metrics, role = experiments[o.experiment]
+                if o.metric not in metrics:
+                    problems.append(((side, i), f"experiment {o.experiment!r} does not register metric "
+                                                f"{o.metric!r} (its rows have {', '.join(metrics)})"))
+                if role != "target":
+                    problems.append(((side, i), f"experiment {o.experiment!r} is a reported row: nothing runs it"))
+        if self.per_metric and self.metric not in self.per_metric:
+            problems.append((("per_metric",), f"must contain the claim's metric {self.metric!r} (the one shown "
+                                              "first)"))
+        for name in self.per_metric:
+            problems += [(("per_metric",), f"experiment {e!r} does not register metric {name!r}")
+                         for e in self.experiments if experiments.get(e) and name not in experiments[e][0]]
+        return problems
+
+    @property
+    def where(self) -> str:
+        """Where the claim is in the paper: "figure 1", "table 2"."""
+        return ", ".join(f"{k} {v}" for k, v in (("figure", self.figure), ("table", self.table)) if v is not None)
+
+    @property
+    def expected(self) -> dict[str, str]:
+        """The pinned verdict per profile (smoke, cpu)."""
+        return {p: pin.expected for p, pin in (("smoke", self.smoke), ("cpu", self.cpu)) if pin is not None}
 
     @property
     def experiments(self) -> tuple[str, ...]:
@@ -264,7 +597,7 @@ class Claim:
         return AGGREGATIONS[self.aggregation][1]
 
 
-@dataclass(frozen=True)
+@plain_dataclass(frozen=True)
 class Registry:
     """The whole registry file: its rows and its claims."""
 
@@ -272,242 +605,19 @@ class Registry:
     claims: list[Claim]
 
 
-def _suggest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+@functools.cache
+def _adapter(schema: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(schema)
 
 
-def check_metric_name(name: str) -> None:
-    """Raise ValueError (with a "did you mean") when ``name`` is not in ``METRIC_NAMES``."""
-    if name not in METRIC_NAMES:
-        raise ValueError(f"unknown metric name {name!r}{_suggest(name, METRIC_NAMES)}")
-
-
-def _number_problem(value: Any) -> str | None:
-    """Why ``value`` is not a usable number, or None when it is one."""
-    if isinstance(value, str) and _NUMBER_LIKE.match(value):  # unquoted, the YAML reader makes it a number
-        return f"{value!r} is a string, not a number (it is quoted); write {value.strip()}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{value!r} ({type(value).__name__}) is not a number"
-    if not math.isfinite(value):
-        return f"{value!r} is not a finite number"
-    return None
-
-
-def is_number_like(text: str) -> bool:
-    """True for strings such as ``"1e-5"`` that look like a number (PyYAML 1.1 leaves them strings)."""
-    return bool(_NUMBER_LIKE.match(text))
-
-
-def string_number_problems(value: Any, path: str) -> list[str]:
-    """``"<path>: <problem>"`` per number-like string in a parameter value (papermill passes strings on)."""
-    if isinstance(value, str):
-        return [f"{path}: {_number_problem(value)}"] if _NUMBER_LIKE.match(value) else []
-    if isinstance(value, Mapping):
-        return [e for k, v in value.items() for e in string_number_problems(v, f"{path}.{k}")]
-    if isinstance(value, list):
-        return [e for i, v in enumerate(value) for e in string_number_problems(v, f"{path}[{i}]")]
-    return []
-
-
-class _RowParser:
-    """Validates one raw row; collects errors instead of stopping at the first."""
-
-    def __init__(self, raw: Mapping[str, Any], where: str, errors: list[str]):
-        self.raw, self.where, self.errors = raw, where, errors
-
-    def error(self, fld: str, message: str) -> None:
-        self.errors.append(f"{self.where}: field '{fld}': {message}")
-
-    def text(self, fld: str) -> str:
-        value = self.raw.get(fld)
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-            self.error(fld, f"expected a non-empty string, got {value!r}")
-            return ""
-        return str(value)
-
-    def metric_values(self, fld: str, value: Any, *, allow_null: bool = False) -> dict[str, Any]:
-        if not isinstance(value, Mapping) or not value:
-            self.error(fld, f"expected a non-empty mapping metric name -> number, got {value!r}")
-            return {}
-        out: dict[str, Any] = {}
-        for name, number in value.items():
-            if str(name) not in METRIC_NAMES:
-                self.error(fld, f"unknown metric name {name!r}{_suggest(str(name), METRIC_NAMES)}")
-                continue
-            if number is None and allow_null:  # a figure: measured, no printed number to compare with
-                out[str(name)] = None
-                continue
-            problem = _number_problem(number)
-            if problem:
-                self.error(f"{fld}.{name}", problem)
-                continue
-            out[str(name)] = float(number)
-        return out
-
-    def tolerance(self, fld: str, value: Any, metrics: Mapping[str, float]) -> dict[str, float]:
-        if not isinstance(value, Mapping):
-            value = dict.fromkeys(metrics, value)  # one number for every metric
-        out: dict[str, float] = {}
-        for name, number in value.items():
-            if name not in metrics:
-                self.error(
-                    fld, f"tolerance for {name!r}, which is not among the metrics{_suggest(name, metrics)}"
-                )
-                continue
-            problem = _number_problem(number)
-            if problem or number < 0:
-                self.error(f"{fld}.{name}", problem or f"{number!r} is negative")
-                continue
-            out[name] = float(number)
-        for name in metrics:
-            if name not in value:
-                self.error(fld, f"no tolerance for metric {name!r}")
-        return out
-
-    def dataset(self) -> DatasetRef | None:
-        value = self.raw.get("dataset")
-        if value is None:  # the run reads no dataset (Table 1 counts passes on random token batches)
-            return None
-        if not isinstance(value, Mapping):
-            self.error("dataset", f"expected a mapping with {', '.join(_DATASET_KEYS)}, or null for a run that "
-                                  f"reads no dataset, got {value!r}")
-            return DatasetRef("", None, "")
-        for key in value:
-            if key not in _DATASET_KEYS:
-                self.error(f"dataset.{key}", f"unknown key{_suggest(str(key), _DATASET_KEYS)}")
-        hub_id, config, split = value.get("hub_id"), value.get("config"), value.get("split")
-        if not isinstance(hub_id, str) or not hub_id:
-            self.error("dataset.hub_id", f"expected a Hub dataset id, got {hub_id!r}")
-        if isinstance(config, list) and config and all(isinstance(c, str) for c in config):
-            config = tuple(config)  # one config per language (XNLI)
-        elif config is not None and not isinstance(config, str):
-            self.error("dataset.config", f"expected a config name, a list of them, or null, got {config!r}")
-        revision = value.get("revision")
-        if revision is not None and (not isinstance(revision, str) or not revision):
-            self.error("dataset.revision", f"expected a Hub revision (refs/convert/parquet) or null, got {revision!r}")
-        if isinstance(split, list) and split and all(isinstance(s, str) for s in split):
-            split = tuple(split)
-        elif not isinstance(split, str) or not split:
-            self.error("dataset.split", f"expected a split name or a list of them, got {split!r}")
-        return DatasetRef(str(hub_id), config, split, revision)
-
-    def parameters(self, fld: str, value: Any) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.error(fld, f"expected a mapping parameter -> value, got {value!r}")
-            return {}
-        for key, item in value.items():
-            if key in COMMON_PARAMETERS:
-                self.error(f"{fld}.{key}", "is injected by the runner; do not set it in the registry")
-            for problem in string_number_problems(item, f"{fld}.{key}"):
-                self.error(problem.split(": ", 1)[0], problem.split(": ", 1)[1])
-        return {str(k): v for k, v in value.items()}
-
-    def profile_section(self, name: str, metrics: Mapping[str, Any]) -> ProfileSpec | None:
-        """The ``smoke:`` or ``cpu:`` section (None when absent)."""
-        value = self.raw.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            self.error(name, f"expected a mapping with {', '.join(_SMOKE_KEYS)}, got {value!r}")
-            return None
-        for key in value:
-            if key not in _SMOKE_KEYS:
-                self.error(f"{name}.{key}", f"unknown key{_suggest(str(key), _SMOKE_KEYS)}")
-        params = self.parameters(f"{name}.parameters", value.get("parameters"))
-        expected: dict[str, float] = {}
-        tolerance: dict[str, float] = {}
-        if value.get("expected") is not None:
-            expected = self.metric_values(f"{name}.expected", value["expected"])
-            unknown = [m for m in expected if m not in metrics]
-            if unknown:
-                self.error(f"{name}.expected", f"pins {unknown}, which are not among the row's metrics")
-            if "tolerance" not in value:
-                self.error(f"{name}.tolerance", f"required when {name}.expected is given")
-            else:
-                tolerance = self.tolerance(f"{name}.tolerance", value["tolerance"], expected)
-        seeds = value.get("seeds", 1)
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            self.error(f"{name}.seeds", f"expected a whole number >= 1, got {seeds!r}")
-            seeds = 1
-        return ProfileSpec(params, expected, tolerance, seeds)
-
-    def notes(self) -> tuple[str, ...]:
-        value = self.raw.get("notes")
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, list) and all(isinstance(n, str) for n in value):
-            return tuple(value)
-        self.error("notes", f"expected a string or a list of strings, got {value!r}")
-        return ()
-
-    def parse(self) -> RegistryRow | None:
-        for key in self.raw:
-            if key not in _REQUIRED and key not in _OPTIONAL:
-                self.error(str(key), f"unknown field{_suggest(str(key), _REQUIRED + _OPTIONAL)}")
-        missing = [f for f in _REQUIRED if f not in self.raw]
-        for fld in missing:
-            self.error(fld, "missing required field")
-        if missing:
-            return None
-        row_id = self.text("id")
-        if row_id and not _ID_RE.match(row_id):
-            self.error(
-                "id", f"{row_id!r} may hold only letters, digits, '_', '.', '-' (it names run folders)"
-            )
-        aggregation = self.text("aggregation")
-        if aggregation and aggregation not in AGGREGATIONS:
-            self.error(
-                "aggregation",
-                f"unknown aggregation {aggregation!r}{_suggest(aggregation, AGGREGATIONS)}"
-                f" (known: {', '.join(AGGREGATIONS)})",
-            )
-        role = self.text("role")
-        if role and role not in ROLES:
-            self.error("role", f"unknown role {role!r}{_suggest(role, ROLES)} (known: {', '.join(ROLES)})")
-        metrics = self.metric_values("metrics", self.raw.get("metrics"), allow_null=True)
-        if role == "reported" and any(v is None for v in metrics.values()):
-            self.error("metrics", "a reported row quotes printed numbers; null (no number) is for target rows")
-        notebook = self.raw.get("notebook")
-        if role == "target" and (not isinstance(notebook, str) or not notebook):
-            self.error("notebook", "a target row needs the notebook that reproduces it")
-        if role == "reported" and notebook is not None:
-            self.error("notebook", "a reported row is quoted from another paper and has no notebook")
-        if role == "target" and "parameters" not in self.raw:
-            self.error("parameters", "a target row needs the parameters that reproduce it")
-        printed = self.raw.get("printed") or {}
-        if not isinstance(printed, Mapping) or any(k not in metrics for k in printed):
-            self.error("printed", "expected a mapping metric -> printed text, for metrics of this row")
-            printed = {}
-        cpu = self.profile_section("cpu", metrics)
-        if cpu is not None and role != "target":
-            self.error("cpu", "only a target row (one this package runs) can have a cpu profile")
-        experiment = self.raw.get("experiment", row_id)
-        if not isinstance(experiment, str) or not _ID_RE.match(experiment):
-            self.error("experiment", f"expected an id-like string, got {experiment!r}")
-        return RegistryRow(
-            id=row_id,
-            table=self.text("table"),
-            task=self.text("task"),
-            dataset=self.dataset(),
-            model=self.text("model"),
-            method=self.text("method"),
-            metrics=metrics,
-            aggregation=aggregation,
-            tolerance=self.tolerance("tolerance", self.raw.get("tolerance"), metrics),
-            role=role,
-            experiment=str(experiment),
-            notebook=notebook if isinstance(notebook, str) else None,
-            parameters=self.parameters("parameters", self.raw.get("parameters")),
-            smoke=self.profile_section("smoke", metrics) or ProfileSpec(),
-            notes=self.notes(),
-            printed={str(k): str(v) for k, v in printed.items()},
-            cpu=cpu,
-        )
+def _validate(schema: type[Any], raw: Any, where: str, errors: list[str], **context: Any) -> Any:
+    """``raw`` validated as a ``schema``, or None with every problem appended to ``errors`` (the field named)."""
+    try:
+        return _adapter(schema).validate_python(raw, context=context)
+    except ValidationError as err:
+        errors += [f"{where}: field '{path}': {message}" if path else f"{where}: {message}"
+                   for path, message in validation_problems(err, schema)]
+        return None
 
 
 def _difference(mine: Any, theirs: Any, other: str) -> str:
@@ -564,8 +674,6 @@ def _check_values(row: RegistryRow, errors: list[str]) -> None:
 
 
 def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> None:
-    import papermill  # heavy (jupyter); only needed here
-
     declared: dict[Path, set[str] | None] = {}
     for row in rows:
         if row.notebook is None:
@@ -578,6 +686,8 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
             elif family is not None:  # its parameters cell is stamped from its class (tests/unit/test_families.py)
                 declared[path] = set(family.params.model_fields)
             else:
+                import papermill  # heavy (jupyter, ~1 s); only for a notebook outside the families' table
+
                 declared[path] = set(papermill.inspect_notebook(str(path)))
                 for name in COMMON_PARAMETERS:
                     if name not in declared[path]:
@@ -600,7 +710,7 @@ def _check_notebooks(rows: list[RegistryRow], base: Path, errors: list[str]) -> 
                 if key not in names:
                     errors.append(
                         f"row '{row.id}': field '{fld}.{key}': not declared by notebook"
-                        f" '{row.notebook}'{_suggest(key, names)}"
+                        f" '{row.notebook}'{suggest(key, names)}"
                     )
 
 
@@ -618,134 +728,18 @@ def _read_yaml(path: Path) -> Any:
         raise RegistryError([f"{path}: not valid YAML{hint}: {err}"]) from None
 
 
-class _ClaimParser(_RowParser):
-    """Validates one raw claim against the rows' experiments."""
-
-    def operands(self, fld: str, metric: str, experiments: Mapping[str, RegistryRow]) -> tuple[ClaimOperand, ...]:
-        value = self.raw.get(fld)
-        if not isinstance(value, list) or not value:
-            self.error(fld, f"expected a non-empty list of experiment keys, got {value!r}")
-            return ()
-        out: list[ClaimOperand] = []
-        for i, item in enumerate(value):
-            if isinstance(item, Mapping):
-                unknown = [k for k in item if k not in ("experiment", "metric")]
-                if unknown:
-                    self.error(f"{fld}[{i}]", f"unknown keys {unknown} (allowed: experiment, metric)")
-                exp, met = item.get("experiment"), item.get("metric", metric)
-            else:
-                exp, met = item, metric
-            if not isinstance(exp, str) or exp not in experiments:
-                known = experiments if isinstance(exp, str) else ()
-                self.error(f"{fld}[{i}]", f"{exp!r} is not the experiment of any row{_suggest(str(exp), known)}"
-                           " (claims read the runs of registered experiments)")
-                continue
-            if not isinstance(met, str) or met not in METRIC_NAMES:
-                self.error(f"{fld}[{i}].metric", f"unknown metric name {met!r}{_suggest(str(met), METRIC_NAMES)}")
-                continue
-            if met not in experiments[exp].metrics:
-                self.error(f"{fld}[{i}]", f"experiment {exp!r} does not register metric {met!r} "
-                           f"(its rows have {', '.join(experiments[exp].metrics)})")
-            if experiments[exp].role != "target":
-                self.error(f"{fld}[{i}]", f"experiment {exp!r} is a reported row: nothing runs it")
-            out.append(ClaimOperand(exp, met))
-        return tuple(out)
-
-    def choice(self, fld: str, allowed: tuple[str, ...], default: str | None = None) -> str:
-        value = self.raw.get(fld, default)
-        if value not in allowed:
-            self.error(fld, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-            return allowed[0]
-        return str(value)
-
-    def parse_claim(self, experiments: Mapping[str, RegistryRow]) -> Claim | None:
-        for key in self.raw:
-            if key not in _CLAIM_REQUIRED and key not in _CLAIM_OPTIONAL:
-                self.error(str(key), f"unknown field{_suggest(str(key), _CLAIM_REQUIRED + _CLAIM_OPTIONAL)}")
-        missing = [f for f in _CLAIM_REQUIRED if f not in self.raw]
-        for fld in missing:
-            self.error(fld, "missing required field")
-        if missing:
-            return None
-        claim_id = self.text("id")
-        if claim_id and not _ID_RE.match(claim_id):
-            self.error("id", f"{claim_id!r} may hold only letters, digits, '_', '.', '-'")
-        metric = self.text("metric")
-        if metric and metric not in METRIC_NAMES:
-            self.error("metric", f"unknown metric name {metric!r}{_suggest(metric, METRIC_NAMES)}")
-        aggregation = self.choice("aggregation", tuple(AGGREGATIONS))
-        margin = self.raw.get("margin", 0.0)
-        problem = _number_problem(margin)
-        if problem or margin < 0:
-            self.error("margin", problem or f"{margin!r} is negative (a required gap, in metric units)")
-            margin = 0.0
-        expected: dict[str, str] = {}
-        for profile in ("smoke", "cpu"):
-            section = self.raw.get(profile)
-            if section is None:
-                continue
-            if not isinstance(section, Mapping) or set(section) != {"expected"}:
-                self.error(profile, f"expected {{expected: holds|fails|degenerate}}, got {section!r}")
-            elif section["expected"] not in CLAIM_VERDICTS:
-                self.error(f"{profile}.expected", f"must be one of {', '.join(map(repr, CLAIM_VERDICTS))}, "
-                           f"got {section['expected']!r}")
-            else:
-                expected[profile] = section["expected"]
-        where = [f"{k} {self.raw[k]}" for k in ("figure", "table") if k in self.raw]
-        per_metric = self.per_metric(metric, experiments)
-        return Claim(
-            id=claim_id,
-            statement=self.text("statement"),
-            source=self.text("source"),
-            metric=metric,
-            aggregation=aggregation,
-            left=self.operands("left", metric, experiments),
-            relation=self.choice("relation", CLAIM_RELATIONS),
-            right=self.operands("right", metric, experiments),
-            left_reduce=self.choice("left_reduce", CLAIM_REDUCTIONS, "each"),
-            right_reduce=self.choice("right_reduce", CLAIM_REDUCTIONS, "each"),
-            margin=float(margin),
-            where=", ".join(where),
-            expected=expected,
-            notes=self.notes(),
-            per_metric=per_metric,
-        )
-
-    def per_metric(self, metric: str, experiments: Mapping[str, RegistryRow]) -> tuple[str, ...]:
-        """The optional ``per_metric`` list: every metric known, registered by every operand, ``metric`` among them."""
-        value = self.raw.get("per_metric")
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not value or not all(isinstance(m, str) for m in value):
-            self.error("per_metric", f"expected a non-empty list of metric names, got {value!r}")
-            return ()
-        if metric not in value:
-            self.error("per_metric", f"must contain the claim's metric {metric!r} (the one shown first)")
-        for name in value:
-            if name not in METRIC_NAMES:
-                self.error("per_metric", f"unknown metric name {name!r}{_suggest(name, METRIC_NAMES)}")
-                continue
-            for side in ("left", "right"):
-                for item in self.raw.get(side) or []:
-                    exp = item.get("experiment") if isinstance(item, Mapping) else item
-                    if isinstance(exp, str) and exp in experiments and name not in experiments[exp].metrics:
-                        self.error("per_metric", f"experiment {exp!r} does not register metric {name!r}")
-        return tuple(value)
-
-
-def _parse_claims(raw: Any, rows: list[RegistryRow], errors: list[str]) -> list[Claim]:
+def _parse_claims(raw: Any, rows: list[RegistryRow], invalid: set[str], errors: list[str]) -> list[Claim]:
     if raw is None:
         return []
     if not isinstance(raw, list):
         errors.append(f"claims: expected a list of claims, got {type(raw).__name__}")
         return []
-    experiments: dict[str, RegistryRow] = {}
+    # experiment key -> (the union of its rows' metrics, role); None: a row of it is invalid (reported there)
+    experiments: dict[str, tuple[tuple[str, ...], str] | None] = {}
     for row in rows:
-        if row.experiment not in experiments:
-            experiments[row.experiment] = row
-        else:  # an experiment's metrics are the union of its rows'
-            first = experiments[row.experiment]
-            experiments[row.experiment] = replace(first, metrics={**first.metrics, **row.metrics})
+        metrics, role = experiments.get(row.experiment) or ((), row.role)
+        experiments[row.experiment] = (tuple(dict.fromkeys([*metrics, *row.metrics])), role)
+    experiments.update(dict.fromkeys(invalid))
     claims: list[Claim] = []
     seen = {r.id for r in rows}
     for index, item in enumerate(raw):
@@ -754,7 +748,7 @@ def _parse_claims(raw: Any, rows: list[RegistryRow], errors: list[str]) -> list[
             continue
         claim_id = item.get("id")
         where = f"claim '{claim_id}'" if isinstance(claim_id, str) else f"claims[{index}]"
-        claim = _ClaimParser(item, where, errors).parse_claim(experiments)
+        claim = _validate(Claim, item, where, errors, experiments=experiments)
         if claim is None:
             continue
         if claim.id in seen:
@@ -777,7 +771,7 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
     errors: list[str] = []
     for key in data:
         if key not in _TOP_LEVEL:
-            errors.append(f"{path}: unknown top-level key {key!r}{_suggest(str(key), _TOP_LEVEL)}")
+            errors.append(f"{path}: unknown top-level key {key!r}{suggest(str(key), _TOP_LEVEL)}")
     version = data.get("schema_version")
     if isinstance(version, str) and version.strip().isdigit():  # schema_version: '2'
         errors.append(f"{path}: schema_version is the string {version!r}, not a number: write it without quotes "
@@ -785,8 +779,13 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
     elif version not in SCHEMA_VERSIONS or isinstance(version, bool):
         errors.append(f"{path}: schema_version {version!r} is not supported by this reader (it reads "
                       f"{', '.join(map(str, SCHEMA_VERSIONS))}); "
-                      + ("add `schema_version: 2` at the top" if version is None else "upgrade r3f-repro"))
+                      + (f"add `schema_version: {REGISTRY_SCHEMA}` at the top" if version is None
+                         else _old_schema(version) if version in (1, 2) else "upgrade r3f-repro"))
+    if errors and version in (1, 2):  # every row would repeat the renames: the version's message says them
+        raise RegistryError(errors)
+    _check_spellings(data["rows"], errors)
     rows: list[RegistryRow] = []
+    invalid: set[str] = set()  # the experiments of rows reported invalid (claims do not repeat it)
     seen: dict[str, int] = {}
     for index, raw in enumerate(data["rows"]):
         if not isinstance(raw, Mapping):
@@ -794,20 +793,47 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
             continue
         row_id = raw.get("id")
         where = f"row '{row_id}'" if isinstance(row_id, str) else f"rows[{index}]"
-        row = _RowParser(raw, where, errors).parse()
+        row = _validate(RegistryRow, raw, where, errors)
         if row is None:
+            invalid.add(str(raw.get("experiment", row_id)))
             continue
         if row.id in seen:
             errors.append(f"row '{row.id}': field 'id': duplicate id (also rows[{seen[row.id]}])")
         seen.setdefault(row.id, index)
         rows.append(row)
     _check_experiments(rows, errors)
-    claims = _parse_claims(data.get("claims"), rows, errors)
+    claims = _parse_claims(data.get("claims"), rows, invalid, errors)
     if check_notebooks and not errors:
         _check_notebooks(rows, path.parent, errors)
     if errors:
         raise RegistryError([f"{path}: {e}" if not e.startswith(str(path)) else e for e in errors])
     return Registry(rows, claims)
+
+
+def _old_schema(version: int) -> str:
+    """What changed since registry schema ``version`` and where the migration note is."""
+    renames = ", ".join(f"{old} -> {new}" for old, new in RENAMED.items())
+    return (f"schema {REGISTRY_SCHEMA} renamed parameters ({renames}; the probing study experiment -> study) and "
+            f"results.json's `row` -> `experiment`: rename them and write `schema_version: {REGISTRY_SCHEMA}` "
+            f"({MIGRATION_NOTE})")
+
+
+def _check_spellings(raw_rows: list[Any], errors: list[str]) -> None:
+    """Refuse the old spellings (:data:`r3f_utils.params.RENAMED`) among every row's parameters of every profile,
+    with the new name and the migration note."""
+    for index, raw in enumerate(raw_rows):
+        if not isinstance(raw, Mapping):
+            continue
+        where = f"row '{raw['id']}'" if isinstance(raw.get("id"), str) else f"rows[{index}]"
+        family = family_of(raw.get("notebook")) if isinstance(raw.get("notebook"), str) else None
+        sections = [("parameters", raw.get("parameters"))] + [
+            (f"{name}.parameters", raw[name].get("parameters")) for name in ("smoke", "cpu")
+            if isinstance(raw.get(name), Mapping)]
+        for fld, params in sections:
+            for key in params if isinstance(params, Mapping) else ():
+                pointer = renamed(str(key), family.name if family is not None else None)
+                if pointer:
+                    errors.append(f"{where}: field '{fld}.{key}': {pointer}")
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool = True) -> list[RegistryRow]:

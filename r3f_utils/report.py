@@ -111,7 +111,7 @@ def seed_values(
     to_experiment = {r.experiment: r.experiment for r in rows} | {r.id: r.experiment for r in rows}
     latest: dict[str, dict[int, ResultRecord]] = defaultdict(dict)
     for rec in records:
-        experiment = to_experiment.get(rec.row) or to_experiment.get(rec.experiment)
+        experiment = to_experiment.get(rec.experiment)
         if rec.profile != profile or experiment is None:
             continue
         previous = latest[experiment].get(rec.seed)
@@ -440,9 +440,9 @@ def draw_figures(rows: Sequence[RegistryRow], result: CheckResult, records: Sequ
             figures.seeds[table.key] = png
     for rec, path, problem in run_figures(records):
         if problem:
-            result.warnings.append(f"figure {path.name} of {rec.row} seed {rec.seed}: {problem}")
+            result.warnings.append(f"figure {path.name} of {rec.experiment} seed {rec.seed}: {problem}")
         else:
-            figures.runs.append((f"{rec.row} seed {rec.seed}: {path.name}", path))
+            figures.runs.append((f"{rec.experiment} seed {rec.seed}: {path.name}", path))
     return figures
 
 

@@ -23,7 +23,7 @@ from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .atomic import OutputError, atomic_write_text
-from .layout import ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, batch_of, run_folder, run_seed
+from .layout import ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, batch_of, run_experiment, run_folder, run_seed
 from .registry import PROFILES, check_metric_name
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
     "write_results",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: one key `experiment` (schema 1 wrote `row` beside it; docs/registry.md#migration-from-schema-2)
 # distributions whose versions every results.json records (None when not installed)
 _VERSIONED = ("torch", "transformers", "datasets", "evaluate", "rouge-score", "papermill")
 
@@ -46,13 +46,12 @@ class ResultsError(ValueError):
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(strict=True))
 class ResultRecord:
-    """One ``results.json`` (schema version 1) and where it lies: the schema, written once. The writer builds one
+    """One ``results.json`` (schema version 2) and where it lies: the schema, written once. The writer builds one
     and writes its fields but ``path``; the reader validates a file into one (types are strict: a seed ``"1"``
     or a metric ``"high"`` is refused naming the key)."""
 
     path: Path
-    row: str  # registry row id or experiment key the run was started for (papermill parameter ``row``)
-    experiment: str  # experiment key (``extra["experiment"]`` if given, else ``row``)
+    experiment: str  # the registry experiment the run feeds (notebook parameter ``experiment``; a row id works too)
     profile: str  # "smoke", "cpu" or "paper"
     seed: int  # the run's seed
     metrics: dict[str, float]  # metric name (registry.METRIC_NAMES) -> value, as the paper prints it
@@ -70,7 +69,7 @@ class ResultRecord:
         return {"schema_version": self.schema_version, **data}
 
 
-_REQUIRED = ("row", "profile", "seed", "metrics", "parameters")  # keys a file must have (the others have defaults)
+_REQUIRED = ("experiment", "profile", "seed", "metrics", "parameters")  # keys a file must have (others: defaults)
 
 
 def _utc_iso(value: datetime | str | None) -> str | None:
@@ -135,7 +134,7 @@ def _check_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
 def write_results(
     output_dir: str | Path,
     *,
-    row: str,
+    experiment: str,
     profile: str,
     seed: int,
     metrics: Mapping[str, float],
@@ -165,7 +164,7 @@ def write_results(
             raise ResultsError(f"{target}: {err} (put other numbers in `extra`)") from None
     extra_dict = dict(extra or {})
     record = ResultRecord(
-        path=target, row=row, experiment=str(extra_dict.get("experiment", row)), profile=profile, seed=int(seed),
+        path=target, experiment=experiment, profile=profile, seed=int(seed),
         metrics=_check_metrics(metrics, str(target)), parameters=dict(parameters), versions=_versions(),
         git_commit=_git_commit(), started_at=_utc_iso(started_at),
         finished_at=_utc_iso(datetime.now(timezone.utc)) or "", extra=extra_dict,
@@ -192,6 +191,12 @@ def _parse(path: Path) -> ResultRecord:
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
+    if version == 1:
+        raise ResultsError(
+            f"{path}: schema_version 1 is no longer read: schema 2 keeps one key, `experiment` (schema 1 also wrote "
+            f"`row`, the same experiment key); convert with `python -m r3f_utils.migrate {path.parent}` "
+            "(docs/registry.md#migration-from-schema-2)"
+        )
     if version != SCHEMA_VERSION:
         raise ResultsError(
             f"{path}: schema_version {version!r} is not supported (this reader: {SCHEMA_VERSION})"
@@ -202,7 +207,6 @@ def _parse(path: Path) -> ResultRecord:
     known = {f.name for f in fields(ResultRecord)} - {"path"}
     values = {k: v for k, v in data.items() if k in known}
     values.update((k, values.get(k) or {}) for k in ("versions", "extra"))  # null: none recorded
-    values["experiment"] = str(data.get("experiment") or data["row"])
     try:  # NaN/inf metrics pass here; the checker reports them as `invalid`
         return ResultRecord(path=path, **values)
     except ValidationError as err:
@@ -241,11 +245,11 @@ def _check_run_folder(rec: ResultRecord) -> None:
     to its run folder."""
     if batch_of(rec.path.parent) is None:
         return
-    folder, seed = rec.path.parent.parent.name, run_seed(rec.path.parent)
-    if folder not in (rec.experiment, rec.row) or seed != rec.seed:
+    folder, seed = run_experiment(rec.path.parent), run_seed(rec.path.parent)
+    if folder != rec.experiment or seed != rec.seed:
         raise ResultsError(
-            f"{rec.path}: holds row {rec.row!r} seed {rec.seed}, but lies in the run folder of {folder!r} "
-            f"seed {seed} (copied from another run?): move it to {run_folder(rec.experiment, rec.seed)}/ "
+            f"{rec.path}: holds experiment {rec.experiment!r} seed {rec.seed}, but lies in the run folder of "
+            f"{folder!r} seed {seed} (copied from another run?): move it to {run_folder(rec.experiment, rec.seed)}/ "
             "or delete it"
         )
 
@@ -255,9 +259,10 @@ def _check_unfinished_runs(base: Path) -> None:
     interrupted run."""
     for notebook in sorted(base.rglob(EXECUTED_NOTEBOOK)):
         run = notebook.parent
-        if batch_of(run) is not None and not (run / RESULTS_FILENAME).exists() and not (run / ERROR_FILE).exists():
+        batch = batch_of(run)
+        if batch is not None and not (run / RESULTS_FILENAME).exists() and not (run / ERROR_FILE).exists():
             raise ResultsError(
                 f"{run}: an executed notebook without {RESULTS_FILENAME} (the run was interrupted or the notebook "
-                f"never called write_results): finish it with `reproduce --resume {run.parent.parent}`, or "
+                f"never called write_results): finish it with `reproduce --resume {batch}`, or "
                 "delete the folder"
             )

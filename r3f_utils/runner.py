@@ -3,7 +3,7 @@
 Layout (:mod:`r3f_utils.layout`): ``<out>/<UTC timestamp>/<experiment>/seed-<k>/`` holding ``notebook.ipynb``
 (executed), ``results.json`` (written by the notebook), ``papermill.log`` (cell outputs) and, on failure, ``error.txt``.
 Seeds are numbered 1..N. Rows that share an ``experiment`` (Table 2's best and median halves) run once per
-seed; the notebook gets the experiment key as its ``row`` parameter. A run folder is never overwritten:
+seed; the notebook gets the experiment key as its ``experiment`` parameter. A run folder is never overwritten:
 ``resume`` skips seeds with a ``results.json`` and moves a failed (or interrupted) seed's folder aside before
 rerunning it; the checkpoints of that attempt (``<run>/checkpoints``, where the notebooks keep them) move into
 the new attempt's folder, so its training resumes from the last checkpoint instead of starting over.
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import yaml_io
-from .layout import BATCH_MANIFEST, CHECKPOINTS, ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, run_folder
+from .layout import BATCH_MANIFEST, CHECKPOINTS, ERROR_FILE, EXECUTED_NOTEBOOK, RESULTS_FILENAME, batch_of, run_folder
+from .params import renamed
 from .registry import COMMON_PARAMETERS, PROFILES, RegistryRow, string_number_problems
 
 __all__ = [
@@ -34,9 +35,11 @@ __all__ = [
     "RunnerError",
     "check_overrides",
     "check_resumable",
+    "missing_manifest",
     "parse_override",
     "plan_jobs",
     "read_batch_manifest",
+    "require_batch_manifest",
     "run_jobs",
     "validate_jobs",
     "write_batch_manifest",
@@ -72,10 +75,10 @@ class Job:
         return run_folder(self.experiment, self.seed)
 
     def injected(self, run_dir: Path) -> dict[str, Any]:
-        """All papermill parameters: the row's plus ``row``, ``profile``, ``seed``, ``output_dir``."""
+        """All papermill parameters: the row's plus ``experiment``, ``profile``, ``seed``, ``output_dir``."""
         return {
             **self.parameters,
-            "row": self.experiment,
+            "experiment": self.experiment,
             "profile": self.profile,
             "seed": self.seed,
             "output_dir": str(run_dir.resolve()),
@@ -340,12 +343,15 @@ def run_jobs(
 # ---- what a batch was started with, and what --resume may continue -------------------------------------------
 
 # parameters the runner sets itself, and the option that controls each
-_RUNNER_SET = {"seed": "--seeds N", "row": "--rows", "output_dir": "--out", "profile": "--profile"}
+_RUNNER_SET = {"seed": "--seeds N", "experiment": "--rows", "output_dir": "--out", "profile": "--profile"}
 
 
 def check_overrides(overrides: Mapping[str, Any]) -> None:
-    """Refuse ``--set`` of a parameter the runner injects (it would be silently replaced)."""
+    """Refuse ``--set`` of a parameter the runner injects (it would be silently replaced) and of an old spelling
+    (:data:`r3f_utils.params.RENAMED`)."""
     for key in overrides:
+        if renamed(key):
+            raise RunnerError(f"--set {key}=...: {renamed(key)}")
         if key in _RUNNER_SET:
             raise RunnerError(
                 f"--set {key}=...: the runner sets {key!r} for every run (it would silently replace yours); "
@@ -382,7 +388,7 @@ def write_batch_manifest(batch_dir: Path, jobs: Sequence[Job], *, seeds: int | N
 
 
 def read_batch_manifest(batch_dir: Path) -> BatchManifest | None:
-    """The batch's manifest; None for a batch started before manifests existed. RunnerError if unreadable."""
+    """The batch's manifest; None where ``batch_dir`` holds no batch.json (not a batch). RunnerError if unreadable."""
     import json
 
     path = batch_dir / BATCH_MANIFEST
@@ -396,35 +402,57 @@ def read_batch_manifest(batch_dir: Path) -> BatchManifest | None:
         raise RunnerError(f"{path}: unreadable batch manifest ({err}); start a new batch instead of --resume") from None
 
 
-def batch_experiments(batch_dir: Path) -> tuple[str, ...]:
-    """Experiments of a batch: its manifest's, else the folders holding ``seed-<k>`` run folders."""
+def missing_manifest(folder: Path, fix: str) -> str:
+    """Why ``folder`` is no batch (it holds no batch.json) and what to do: ``fix``, or the batch folder nearby
+    (above a run folder, or below a folder of batches) to point at instead."""
+    nearby = [p for p in (batch_of(folder),) if p is not None]
+    if not nearby and folder.is_dir():
+        nearby = sorted(p for p in folder.iterdir() if (p / BATCH_MANIFEST).is_file())
+    hint = ""
+    if nearby:
+        hint = f"; or point at the batch folder itself ({', '.join(str(p) for p in nearby[:3])}" + \
+            (" ..." if len(nearby) > 3 else "") + ")"
+    return (f"{folder} holds no {BATCH_MANIFEST}, so it is no batch of `reproduce` (a batch made before batches "
+            f"recorded their manifest, or one whose {BATCH_MANIFEST} was deleted): {fix}{hint}")
+
+
+def require_batch_manifest(batch_dir: Path, fix: str) -> BatchManifest:
+    """The manifest of a folder that must be a batch; RunnerError naming the missing batch.json and ``fix``."""
     manifest = read_batch_manifest(batch_dir)
-    if manifest is not None:
-        return manifest.experiments
-    return tuple(sorted(p.name for p in batch_dir.iterdir() if p.is_dir() and any(p.glob("seed-*"))))
+    if manifest is None:
+        raise RunnerError(missing_manifest(batch_dir, fix))
+    return manifest
+
+
+_RESUME_FIX = "re-run the rows as a new batch (`reproduce --rows ...` without --resume)"
+
+
+def batch_experiments(batch_dir: Path) -> tuple[str, ...]:
+    """Experiments of a batch, as its manifest records them (RunnerError without one)."""
+    return require_batch_manifest(batch_dir, _RESUME_FIX).experiments
 
 
 def check_resumable(jobs: Sequence[Job], batch_dir: Path, overrides: Mapping[str, Any]) -> None:
     """Refuse a ``--resume`` whose plan differs from what the batch ran: another profile, other ``--set``
-    overrides than recorded, or a finished seed whose ``results.json`` holds other parameter values."""
+    overrides than recorded, or a finished seed whose ``results.json`` holds other parameter values; or a folder
+    without the batch's manifest."""
     import json
 
-    manifest = read_batch_manifest(batch_dir)
+    manifest = require_batch_manifest(batch_dir, _RESUME_FIX)
     problems: list[str] = []
-    ran = batch_experiments(batch_dir)
+    ran = manifest.experiments
     foreign = [e for e in dict.fromkeys(j.experiment for j in jobs) if e not in ran]
     if foreign:  # --rows naming rows the batch never ran: they would be a new experiment inside an old batch
         problems.append(f"{', '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} not in this batch (it ran "
                         f"{', '.join(ran) or 'nothing'}): run {'it' if len(foreign) == 1 else 'them'} as a new batch "
                         "(without --resume), or leave --rows out to resume the batch's own rows")
-    if manifest is not None:
-        if jobs and jobs[0].profile != manifest.profile:
-            problems.append(f"the batch ran profile {manifest.profile!r}, this plan {jobs[0].profile!r}")
-        if dict(overrides) != manifest.overrides:
-            def shown(o: Mapping[str, Any]) -> str:
-                return " ".join(f"--set {k}={v}" for k, v in o.items()) or "no --set"
+    if jobs and jobs[0].profile != manifest.profile:
+        problems.append(f"the batch ran profile {manifest.profile!r}, this plan {jobs[0].profile!r}")
+    if dict(overrides) != manifest.overrides:
+        def shown(o: Mapping[str, Any]) -> str:
+            return " ".join(f"--set {k}={v}" for k, v in o.items()) or "no --set"
 
-            problems.append(f"the batch ran with {shown(manifest.overrides)}, this plan has {shown(overrides)}")
+        problems.append(f"the batch ran with {shown(manifest.overrides)}, this plan has {shown(overrides)}")
     for job in jobs:
         results = batch_dir / job.folder / RESULTS_FILENAME
         if not results.is_file():

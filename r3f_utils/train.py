@@ -76,7 +76,7 @@ def resolve_parameters(
         if family is not None and family != row_family:
             raise TrainError(f"--row {row!r} runs notebooks/{row_family}.ipynb, not the {family} family")
         family = row_family
-        params = {**job.parameters, "row": job.experiment, "profile": profile}
+        params = {**job.parameters, "experiment": job.experiment, "profile": profile}
     if family is None:
         raise TrainError("name a family (" + ", ".join(FAMILIES) + ") or a registry row with --row")
     params = {**_family(family).defaults(), **params}
@@ -125,7 +125,7 @@ def run_training(family: str, params: Mapping[str, Any]) -> dict[str, float]:
     cfg, metrics, extra = _family(family).load_run()(params)
     extra = {**extra, "launch": {"num_processes": world}}
     if rank == 0:
-        write_results(cfg.output_dir, row=cfg.row, profile=cfg.profile, seed=cfg.seed, metrics=metrics,
+        write_results(cfg.output_dir, experiment=cfg.experiment, profile=cfg.profile, seed=cfg.seed, metrics=metrics,
                       parameters=cfg.to_dict(), started_at=started_at, extra=extra)
     if world > 1:
         dist.barrier()

@@ -16,16 +16,17 @@ Methods (paper, Table 2):
 * ``r3f``: ``standard`` + the R3F objective (:class:`r3f_utils.R3FTrainer`; for the STS-B regression head the
   official code adds no KL term, and neither does the trainer).
 * ``r4f``: ``r3f`` + spectral norm on the classification head's ``out_proj`` (:func:`r3f_utils.apply_r4f`).
-* ``smart``: ``standard`` + the SMART objective (:class:`r3f_utils.SMARTTrainer`; ``smart_*`` parameters, each
-  the :class:`r3f_utils.SMARTConfig` field of :data:`SMART_PARAMETERS`).
-* ``freelb``: ``standard`` trained with FreeLB (:class:`r3f_utils.FreeLBTrainer`; ``freelb_*`` parameters, see
-  :data:`FREELB_PARAMETERS`). The published FreeLB recipe also changes the optimiser settings (Adam β₂ 0.999,
-  weight decay 0.1, per-task learning rate and batch): the registry rows set those through the ordinary
-  parameters.
+* ``smart``: ``standard`` + the SMART objective (:class:`r3f_utils.SMARTTrainer`); parameter ``smart_<field>`` is
+  the :class:`r3f_utils.SMARTConfig` field ``<field>`` (:func:`method_config`).
+* ``freelb``: ``standard`` trained with FreeLB (:class:`r3f_utils.FreeLBTrainer`); parameter ``freelb_<field>`` is
+  the :class:`r3f_utils.FreeLBConfig` field ``<field>``. The published FreeLB recipe also changes the optimiser
+  settings (Adam β₂ 0.999, weight decay 0.1, per-task learning rate and batch): the registry rows set those through
+  the ordinary parameters.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -52,15 +53,16 @@ from r3f_utils.recipes import PAPER_GLUE_HPARAMS  # the reference GLUE table, to
 
 __all__ = [
     "FIXTURES",
-    "FREELB_PARAMETERS",
     "GLUE_METHODS",
+    "METHOD_CONFIGS",
     "PAPER_GLUE_HPARAMS",
-    "SMART_PARAMETERS",
     "RunConfig",
     "build_glue_model",
     "build_trainer",
     "evaluate_glue",
     "load_glue_data",
+    "method_config",
+    "method_parameters",
     "remove_checkpoints",
     "resolve_glue_config",
     "run_extra",
@@ -68,13 +70,8 @@ __all__ = [
     "train_with_resume",
 ]
 
-# notebook parameter -> SMARTConfig / FreeLBConfig field
-SMART_PARAMETERS = {"smart_lambda": "adv_lambda", "smart_steps": "ascent_steps", "smart_step_size": "step_size",
-                    "smart_noise_std": "noise_std", "smart_epsilon": "epsilon", "smart_norm": "norm",
-                    "smart_ascent_rule": "ascent_rule", "smart_site": "site", "smart_reg_detach": "reg_detach",
-                    "smart_bregman_mu": "bregman_mu"}
-FREELB_PARAMETERS = {"freelb_steps": "adv_steps", "freelb_lr": "adv_lr", "freelb_init_mag": "init_mag",
-                     "freelb_max_norm": "max_norm", "freelb_norm": "norm", "freelb_shared_dropout": "shared_dropout"}
+# method -> its config class: parameter ``<method>_<field>`` is the class's field ``<field>`` (method_config)
+METHOD_CONFIGS: dict[str, type] = {"smart": SMARTConfig, "freelb": FreeLBConfig}
 # data_dir value that means "the smoke fixtures of this repository" (tests/fixtures/<family>)
 FIXTURES = "fixtures"
 
@@ -113,19 +110,28 @@ class RunConfig(GlueTraining):
 
     def smart_config(self) -> Any:
         """:class:`r3f_utils.SMARTConfig` for smart, None otherwise."""
-        if self.method != "smart":
-            return None
-        return SMARTConfig(**{field: getattr(self, name) for name, field in SMART_PARAMETERS.items()})
+        return method_config(self, "smart") if self.method == "smart" else None
 
     def freelb_config(self) -> Any:
         """:class:`r3f_utils.FreeLBConfig` for freelb, None otherwise."""
-        if self.method != "freelb":
-            return None
-        return FreeLBConfig(**{field: getattr(self, name) for name, field in FREELB_PARAMETERS.items()})
+        return method_config(self, "freelb") if self.method == "freelb" else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json, including the effective number of updates."""
         return {**self.model_dump(), "total_updates": self.total_updates}
+
+
+def method_parameters(method: str) -> dict[str, str]:
+    """``{parameter: field}`` of a method's config class: each field ``<field>`` with a parameter
+    ``<method>_<field>`` in :class:`r3f_utils.params.GlueTraining` (the fields without one keep their defaults)."""
+    return {f"{method}_{f.name}": f.name for f in dataclasses.fields(METHOD_CONFIGS[method])
+            if f"{method}_{f.name}" in GlueTraining.model_fields}
+
+
+def method_config(cfg: GlueTraining, method: str) -> Any:
+    """The :class:`r3f_utils.SMARTConfig` / :class:`r3f_utils.FreeLBConfig` of ``cfg``'s ``<method>_*``
+    parameters (their prefix stripped)."""
+    return METHOD_CONFIGS[method](**{field: getattr(cfg, name) for name, field in method_parameters(method).items()})
 
 
 def _fixtures(family: str) -> str:
@@ -142,15 +148,12 @@ def validate_config(cfg: RunConfig, *, methods: Sequence[str], family: str) -> R
     needs, SMART/FreeLB's own validation); raise ValueError naming the parameter, the value and what is allowed."""
     _check(cfg.method in methods, "method", cfg.method, f"choose one of {list(methods)}")
     _check(not (cfg.fp16 and cfg.bf16), "fp16", cfg.fp16, "fp16 and bf16 exclude each other")
-    for method, build, names in (("smart", cfg.smart_config, SMART_PARAMETERS),
-                                 ("freelb", cfg.freelb_config, FREELB_PARAMETERS)):
-        if cfg.method == method:
-            try:
-                build()
-            except ValueError as err:  # name the notebook parameter, not only the config field
-                field_name = str(err).split(".", 1)[1].split(" ", 1)[0]
-                param = next((p for p, f in names.items() if f == field_name), f"{method}_*")
-                raise ValueError(f"parameter {param}={getattr(cfg, param, None)!r} is invalid: {err}") from None
+    if cfg.method in METHOD_CONFIGS:
+        try:
+            method_config(cfg, cfg.method)
+        except ValueError as err:  # "<Config>.<field> must be ...": name the notebook parameter <method>_<field>
+            param = f"{cfg.method}_{str(err).split('.', 1)[1].split(' ', 1)[0]}"
+            raise ValueError(f"parameter {param}={getattr(cfg, param, None)!r} is invalid: {err}") from None
     if cfg.profile == "paper":
         _check(not cfg.model_name.startswith("tiny-"), "model_name", cfg.model_name,
                "the paper profile needs a pretrained model (the registry row's model_name), not a tiny smoke model")

@@ -34,7 +34,7 @@ from r3f_utils.atomic import atomic_write_text
 from r3f_utils.data.glue import GlueData, get_glue_task
 from r3f_utils.experiments import glue
 from r3f_utils.methods.probing import ProbeConfig, encoder_of, probe_encoder
-from r3f_utils.params import PAPER_CHAIN, PAPER_PROBE_TASKS, PROBE_MAX_CYCLES, ProbingParams, resolve
+from r3f_utils.params import PAPER_CHAIN, PAPER_PROBE_TASKS, PROBE_MAX_CYCLES, PROBING_STUDIES, ProbingParams, resolve
 
 __all__ = [
     "PAPER_CHAIN",
@@ -51,7 +51,7 @@ __all__ = [
     "stage_config",
 ]
 
-STUDIES = ("generalization", "degradation", "retention")
+STUDIES = PROBING_STUDIES  # generalization (Figure 3), degradation (Figure 4), retention (Figure 5)
 MAX_CYCLES = PROBE_MAX_CYCLES  # retention metric names exist for cycles 1..MAX_CYCLES
 # notebook parameters of the probing study itself; every other one is a GLUE fine-tuning parameter
 _PROBE_PARAMS = {
@@ -67,12 +67,12 @@ _PER_TASK = ("learning_rate", "max_updates", "batch_size")  # None: the task's v
 class ProbingConfig:
     """One probing run: the study, the fine-tuning parameters shared by its stages and the probe's."""
 
-    experiment: str
+    study: str
     method: str
     seed: int
     output_dir: str
     profile: str
-    row: str
+    experiment: str  # the registry experiment the run feeds
     source_task: str = "sst2"
     probe_tasks: tuple[str, ...] = PAPER_PROBE_TASKS
     chain: tuple[str, ...] = PAPER_CHAIN
@@ -83,15 +83,15 @@ class ProbingConfig:
 
     def tasks(self) -> list[str]:
         """Every task the study trains or probes, in first-use order."""
-        order = [self.source_task, *self.probe_tasks] if self.experiment == "generalization" else list(self.chain)
+        order = [self.source_task, *self.probe_tasks] if self.study == "generalization" else list(self.chain)
         return list(dict.fromkeys(order))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters for results.json."""
-        return {"experiment": self.experiment, "method": self.method, "seed": self.seed,
+        return {"study": self.study, "method": self.method, "seed": self.seed,
                 "source_task": self.source_task, "probe_tasks": list(self.probe_tasks), "chain": list(self.chain),
                 "cycles": self.cycles, "probe": self.probe.to_dict(), "stage": dict(self.stage_params),
-                "output_dir": self.output_dir, "profile": self.profile, "row": self.row}
+                "output_dir": self.output_dir, "profile": self.profile, "experiment": self.experiment}
 
 
 def _task_names(value: Any, name: str) -> tuple[str, ...]:
@@ -112,12 +112,12 @@ def resolve_probing_config(**params: Any) -> ProbingConfig:
     trains.
     """
     params = resolve(ProbingParams, params).to_params()
-    experiment = params.pop("experiment", None)
-    if experiment not in STUDIES:
-        raise ValueError(f"parameter experiment={experiment!r} is invalid: choose one of {list(STUDIES)}")
+    study = params.pop("study", None)
+    if study not in STUDIES:
+        raise ValueError(f"parameter study={study!r} is invalid: choose one of {list(STUDIES)}")
     if params.get("output_dir") is None:  # a fresh folder for interactive runs (results.json is written once)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        params["output_dir"] = f"runs/notebook/probing-{experiment}-{params.get('method')}-{stamp}"
+        params["output_dir"] = f"runs/notebook/probing-{study}-{params.get('method')}-{stamp}"
     probe = ProbeConfig(**{_PROBE_PARAMS[k]: params.pop(k) for k in list(params) if k in _PROBE_PARAMS},
                         seed=int(params.get("seed", 0)), bf16=bool(params.get("bf16", False)))
     cycles = params.pop("cycles", 3)
@@ -126,15 +126,16 @@ def resolve_probing_config(**params: Any) -> ProbingConfig:
     source = get_glue_task(params.pop("source_task", "sst2")).name
     probe_tasks = _task_names(params.pop("probe_tasks", PAPER_PROBE_TASKS), "probe_tasks")
     chain = _task_names(params.pop("chain", PAPER_CHAIN), "chain")
-    if experiment == "generalization" and source in probe_tasks:
+    if study == "generalization" and source in probe_tasks:
         raise ValueError(f"parameter probe_tasks={list(probe_tasks)!r} is invalid: it must not contain the "
                          f"source_task {source!r} (Figure 3 probes tasks the encoder was not fine-tuned on)")
-    if experiment != "generalization" and len(chain) < 2:
+    if study != "generalization" and len(chain) < 2:
         raise ValueError(f"parameter chain={list(chain)!r} is invalid: a chain needs at least two tasks")
-    identity = {k: params.pop(k) for k in ("seed", "output_dir", "profile", "row") if k in params}
-    cfg = ProbingConfig(experiment=experiment, method=str(params.get("method")), seed=int(identity.get("seed", 0)),
+    identity = {k: params.pop(k) for k in ("seed", "output_dir", "profile", "experiment") if k in params}
+    cfg = ProbingConfig(study=study, method=str(params.get("method")), seed=int(identity.get("seed", 0)),
                         output_dir=str(identity["output_dir"]), profile=str(identity.get("profile", "smoke")),
-                        row=str(identity.get("row", "")), source_task=source, probe_tasks=probe_tasks, chain=chain,
+                        experiment=str(identity.get("experiment", "")), source_task=source, probe_tasks=probe_tasks,
+                        chain=chain,
                         cycles=cycles, probe=probe, stage_params=params)
     for task in cfg.tasks():
         stage_config(cfg, task, 0)  # validates every stage's parameters now
@@ -152,7 +153,7 @@ def stage_config(cfg: ProbingConfig, task: str, index: int) -> glue.RunConfig:
                 raise ValueError(f"parameter {key}=None means the reference table's value, which {task!r} does "
                                  f"not have (tasks: {sorted(glue.PAPER_GLUE_HPARAMS)}): give {key}")
             params[key] = glue.PAPER_GLUE_HPARAMS[task][key]
-    return glue.resolve_glue_config(**params, task=task, seed=cfg.seed, profile=cfg.profile, row=cfg.row,
+    return glue.resolve_glue_config(**params, task=task, seed=cfg.seed, profile=cfg.profile, experiment=cfg.experiment,
                                     output_dir=str(Path(cfg.output_dir) / "stages" / f"{index:02d}-{task}"))
 
 
@@ -172,9 +173,9 @@ class Stage:
 
 def plan_stages(cfg: ProbingConfig) -> list[Stage]:
     """The study's stages, in order (see the module docstring)."""
-    if cfg.experiment == "generalization":
+    if cfg.study == "generalization":
         return [Stage(1, 1, cfg.source_task, tuple((t, f"probe_{t}") for t in cfg.probe_tasks))]
-    if cfg.experiment == "degradation":
+    if cfg.study == "degradation":
         source = cfg.chain[0]
         return [Stage(i + 1, 1, t, ((source, f"probe_after_{t}"),)) for i, t in enumerate(cfg.chain)]
     stages: list[Stage] = []
@@ -290,7 +291,7 @@ def _probe_order(stages: Sequence[Stage]) -> list[tuple[str, str]]:
 def _study_metrics(cfg: ProbingConfig, records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     metrics = {name: float(p["value"]) for r in records for name, p in r["probes"].items()}
     values = list(metrics.values())
-    if cfg.experiment == "degradation":
+    if cfg.study == "degradation":
         first, last = values[0], values[-1]
         metrics["probe_final"] = last
         metrics["probe_drop"] = first - last
@@ -301,7 +302,7 @@ def _study_metrics(cfg: ProbingConfig, records: Sequence[Mapping[str, Any]]) -> 
 
 def run_extra(cfg: ProbingConfig, outcome: StudyOutcome, figures: Sequence[str] = ()) -> dict[str, Any]:
     """What results.json keeps besides the metrics: the study, per-stage records, the figures' files."""
-    return {"study": cfg.experiment, "method": cfg.method, "stages": outcome.stages,
+    return {"study": cfg.study, "method": cfg.method, "stages": outcome.stages,
             "probe_order": [list(p) for p in outcome.probe_order], "seconds": outcome.seconds,
             "figures": list(figures)}
 

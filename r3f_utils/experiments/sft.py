@@ -26,6 +26,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers import set_seed as hf_set_seed
 
+from r3f_utils.constants import PROFILES
 from r3f_utils.data.sft import SFT_DATASETS, SFTDataset
 from r3f_utils.experiments import checkpoints
 from r3f_utils.models import configure_threads
@@ -57,7 +58,6 @@ __all__ = [
 
 SFT_METHODS = ("standard", "neftune", "r3f", "r3f_neftune")
 FINETUNING = ("lora", "full")
-PROFILES = ("smoke", "cpu", "paper")
 FIXTURES = "fixtures"  # data_dir value meaning tests/fixtures/sft of this repository
 
 
@@ -110,7 +110,7 @@ class SFTRunConfig:
     seed: int = 0
     output_dir: str = "runs/notebook"
     profile: str = "smoke"
-    row: str = ""
+    experiment: str = ""
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -90,15 +90,15 @@ def wall_time_metrics(clock: WallTimeCallback, best_checkpoint: str | None, step
 
 
 def collect_wall_times(batch_dir: str | Path, prefix: str = "fig1.") -> dict[str, dict[str, list[float]]]:
-    """``{metric: {method: [value per run]}}`` from every ``results.json`` under ``batch_dir`` whose row
-    starts with ``prefix`` (the runner's layout: ``<batch>/<experiment>/seed-<k>/results.json``)."""
+    """``{metric: {method: [value per run]}}`` from every ``results.json`` under ``batch_dir`` whose
+    experiment starts with ``prefix`` (the runner's layout: ``<batch>/<experiment>/seed-<k>/results.json``)."""
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     # file by file: read_results(batch_dir) refuses a folder whose run is still going (no results.json yet)
     records = [r for path in sorted(Path(batch_dir).rglob("results.json")) for r in read_results(path)]
     for record in records:
-        if not record.row.startswith(prefix):
+        if not record.experiment.startswith(prefix):
             continue
-        method = record.parameters.get("method", record.row.rsplit(".", 1)[-1])
+        method = record.parameters.get("method", record.experiment.rsplit(".", 1)[-1])
         for name in ("wall_time_to_best", "seconds_per_epoch"):
             value = record.metrics.get(name)
             if value is not None and math.isfinite(value):

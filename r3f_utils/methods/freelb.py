@@ -47,7 +47,8 @@ class FreeLBConfig:
     """Hyper-parameters of FreeLB (defaults: the official SST-2 RoBERTa-large launch script).
 
     Args:
-        adv_steps: K ≥ 1 ascent steps (fairseq ``--adv-steps``; 1 + K passes per step; Table 1's S).
+        ascent_steps: K ≥ 1 ascent steps (fairseq ``--adv-steps``; 1 + K passes per step; Table 1's S; the name
+            SMARTConfig uses for the same concept).
         adv_lr: α > 0, the ascent step (``--adv-lr``).
         init_mag: ≥ 0, magnitude of the random init (``--rand-init-mag``; 0: the first pass is clean).
         max_norm: > 0 bound on δ (``--max-norm``), or None for none.
@@ -55,7 +56,7 @@ class FreeLBConfig:
         shared_dropout: one set of dropout masks for all passes (official) or fresh ones per pass.
     """
 
-    adv_steps: int = 2
+    ascent_steps: int = 2
     adv_lr: float = 0.1
     init_mag: float = 1.0
     max_norm: float | None = 0.6
@@ -64,9 +65,9 @@ class FreeLBConfig:
 
     def __post_init__(self) -> None:
         owner = "FreeLBConfig"
-        if isinstance(self.adv_steps, bool) or not isinstance(self.adv_steps, int) or self.adv_steps < 1:
-            raise ValueError(f"{owner}.adv_steps must be an integer >= 1 (the published scripts use 2 or 3), "
-                             f"got {self.adv_steps!r}")
+        if isinstance(self.ascent_steps, bool) or not isinstance(self.ascent_steps, int) or self.ascent_steps < 1:
+            raise ValueError(f"{owner}.ascent_steps must be an integer >= 1 (the published scripts use 2 or 3), "
+                             f"got {self.ascent_steps!r}")
         for name in ("adv_lr", "init_mag", *(("max_norm",) if self.max_norm is not None else ())):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -148,7 +149,7 @@ class FreeLBTrainer(Trainer):
 
     Example::
 
-        trainer = FreeLBTrainer(model=model, args=TrainingArguments("out"), freelb=FreeLBConfig(adv_steps=3),
+        trainer = FreeLBTrainer(model=model, args=TrainingArguments("out"), freelb=FreeLBConfig(ascent_steps=3),
                                 train_dataset=train, processing_class=tokenizer)
     """
 
@@ -188,17 +189,17 @@ class FreeLBTrainer(Trainer):
         delta = freelb_initial_delta(mask, dim, cfg, rank_noise_generator(self, labels.device))
         total = torch.zeros((), device=labels.device)
         with replayed_rng(cfg.shared_dropout, labels.device) as replay:
-            for step in range(cfg.adv_steps + 1):
+            for step in range(cfg.ascent_steps + 1):
                 if step:
                     replay()
                 delta.requires_grad_(True)
                 with self.compute_loss_context_manager(), perturbed_input_embeddings(unwrapped, delta):
                     logits = model(**inputs).logits
-                loss = task_loss_sum(logits, labels, regression) / denominator * (scale / (cfg.adv_steps + 1))
+                loss = task_loss_sum(logits, labels, regression) / denominator * (scale / (cfg.ascent_steps + 1))
                 check_finite_loss(self.state.global_step + 1, loss, ascent_pass=step)
                 self.accelerator.backward(loss)
                 total += loss.detach()
-                if step < cfg.adv_steps:
+                if step < cfg.ascent_steps:
                     delta = freelb_ascent_step(delta.detach(), delta.grad, cfg)
         self._delta_norms.append(float(_per_example(delta.detach(), "l2").mean()))
         return total

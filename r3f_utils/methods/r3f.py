@@ -33,7 +33,8 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
-NOISE_TYPES = ("uniform", "normal", "none", "neftune")
+from r3f_utils.constants import NOISE_TYPES  # the one list (torch-free, shared with r3f_utils.params)
+
 NEFTUNE_LENGTHS = ("real", "padded")
 SEQ2SEQ_KL_REDUCTIONS = ("per_sequence", "per_token")
 PASS_MODES = ("separate", "concat")

@@ -70,8 +70,37 @@ def test_adversarial_baselines_train_on_cuda(method: str, precision: str, tmp_pa
                              save_strategy="no", logging_steps=2, **{precision: True})
     kwargs = {"model": model, "args": args, "train_dataset": _data(), "data_collator": default_data_collator}
     trainer = (SMARTTrainer(smart=SMARTConfig(ascent_steps=2), **kwargs) if method == "smart"
-               else FreeLBTrainer(freelb=FreeLBConfig(adv_steps=2), **kwargs))
+               else FreeLBTrainer(freelb=FreeLBConfig(ascent_steps=2), **kwargs))
     trainer.train()
     logged = [h for h in trainer.state.log_history if "loss" in h]
     assert logged and all(torch.isfinite(torch.tensor(h["loss"])) for h in logged)
+    assert next(model.parameters()).is_cuda
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("noise_type", ["uniform", "neftune"])
+def test_causal_lm_lora_trains_on_cuda(precision: str, noise_type: str, tmp_path) -> None:
+    """R3FSFTTrainer (TRL SFTTrainer) with a LoRA adapter under mixed precision: the KL is finite and positive,
+    only the adapters move and the model stays on the GPU."""
+    from peft import LoraConfig, get_peft_model
+    from trl import SFTConfig
+
+    from r3f_utils import R3FSFTTrainer
+
+    prompts = [f"Question: add {i} and {i + 3}.\nAnswer:" for i in range(16)]
+    answers = [f" {2 * i + 3}" for i in range(16)]
+    model, tok = build_tiny_model("tiny-llama", texts=prompts + answers, dropout=0.0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                             lora_dropout=0.0, task_type="CAUSAL_LM"))
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    args = SFTConfig(str(tmp_path), per_device_train_batch_size=8, learning_rate=1e-2, max_steps=4, logging_steps=1,
+                     report_to=[], save_strategy="no", disable_tqdm=True, **{precision: True})
+    data = datasets.Dataset.from_dict({"prompt": prompts, "completion": answers})
+    r3f = R3FConfig(eps=1e-2, noise_type=noise_type, kl_chunk_size=7)  # chunked KL: positions not a multiple of 7
+    trainer = R3FSFTTrainer(model=model, args=args, r3f=r3f, train_dataset=data, processing_class=tok)
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert logged and all(torch.isfinite(torch.tensor(h["loss"])) and h["symm_kl"] > 0 for h in logged)
+    changed = {k for k, v in model.named_parameters() if not torch.equal(v.detach(), before[k].to(v.device))}
+    assert changed and all("lora_" in k for k in changed)
     assert next(model.parameters()).is_cuda

@@ -50,7 +50,7 @@ def _toy_batch(tmp_path: Path, overrides=None, value=50.0, seeds=(1,)) -> Path:
     batch.mkdir(parents=True)
     write_batch_manifest(batch, jobs, seeds=None, overrides=overrides or {})
     for seed in seeds:
-        write_results(batch / "toy.single" / f"seed-{seed}", row="toy.single", profile="smoke", seed=seed,
+        write_results(batch / "toy.single" / f"seed-{seed}", experiment="toy.single", profile="smoke", seed=seed,
                       metrics={"accuracy": value},
                       parameters={"value": (overrides or {}).get("value", 50.0), "step": 2.0, "metric": "accuracy"})
     return batch
@@ -62,14 +62,14 @@ def _toy_batch(tmp_path: Path, overrides=None, value=50.0, seeds=(1,)) -> Path:
                                                     ("fsync", errno.EIO, "check the output folder"),
                                                     ("open", errno.EROFS, "read-only")])
 def test_results_json_write_fault_leaves_no_partial_file(tmp_path, monkeypatch, call, code, fix) -> None:
-    earlier = write_results(tmp_path / "a" / "seed-1", row="x", profile="smoke", seed=1, metrics={"accuracy": 1.0},
-                            parameters={})
+    earlier = write_results(tmp_path / "a" / "seed-1", experiment="x", profile="smoke", seed=1,
+                            metrics={"accuracy": 1.0}, parameters={})
     before = earlier.read_bytes()
     _fail(monkeypatch, call, code)
     pattern = rf"results\.json: cannot write \(.*\): .*{fix}.*no results.json was written"
     with pytest.raises(ResultsError, match=pattern):
-        write_results(tmp_path / "b" / "seed-1", row="x", profile="smoke", seed=1, metrics={"accuracy": 2.0},
-                      parameters={})
+        write_results(tmp_path / "b" / "seed-1", experiment="x", profile="smoke", seed=1,
+                      metrics={"accuracy": 2.0}, parameters={})
     monkeypatch.undo()
     assert not (tmp_path / "b" / "seed-1" / "results.json").exists()
     assert _leftovers(tmp_path) == [] and earlier.read_bytes() == before  # earlier results intact
@@ -163,7 +163,7 @@ def test_results_file_of_another_row_exits_2(tmp_path, capsys) -> None:
     (batch / "toy.multi").mkdir()
     shutil.copytree(batch / "toy.single" / "seed-1", batch / "toy.multi" / "seed-1")
     assert main(["check", "--registry", str(TOY), "--results", str(batch), "--profile", "smoke"]) == 2
-    assert "holds row 'toy.single' seed 1, but lies in the run folder of 'toy.multi'" in capsys.readouterr().err
+    assert "holds experiment 'toy.single' seed 1, but lies in the run folder of 'toy.multi'" in capsys.readouterr().err
 
 
 def test_executed_notebook_without_results_exits_2(tmp_path, capsys) -> None:
@@ -179,8 +179,8 @@ def test_executed_notebook_without_results_exits_2(tmp_path, capsys) -> None:
     (lambda t: t.replace("  - id: toy.single", "\t- id: toy.single", 1), "YAML forbids tabs for indentation"),
     (lambda t: t.replace("metrics: {accuracy: 50.0}", "metrics: {accuracy: 50.0, accuracy: 90.0}", 1),
      "found duplicate key 'accuracy'"),
-    (lambda t: t.replace("schema_version: 1\n", "", 1), "schema_version None is not supported"),
-    (lambda t: t.replace("schema_version: 1\n", "schema_version: 99\n", 1), "schema_version 99 is not supported"),
+    (lambda t: t.replace("schema_version: 3\n", "", 1), "schema_version None is not supported"),
+    (lambda t: t.replace("schema_version: 3\n", "schema_version: 99\n", 1), "schema_version 99 is not supported"),
 ], ids=["tabs", "duplicate-key", "no-schema-version", "future-schema-version"])
 def test_corrupted_registry_exits_2_and_validate_says_so(tmp_path, capsys, corrupt, message) -> None:
     batch = _toy_batch(tmp_path)
@@ -216,12 +216,23 @@ def test_string_number_parameter_is_refused_with_the_fix(tmp_path, capsys) -> No
 
 # ---- silent before -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key", ["seed", "row", "output_dir", "profile"])
+@pytest.mark.parametrize("key", ["seed", "experiment", "output_dir", "profile"])
 def test_set_of_a_runner_parameter_is_refused(tmp_path, capsys, key) -> None:
     assert main(["reproduce", "--registry", str(TOY), "--rows", "toy.single", "--out", str(tmp_path),
                  "--set", f"{key}=3"]) == 2
     assert f"--set {key}=...: the runner sets {key!r}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # no batch folder started
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("row", "experiment"), ("smart_lambda", "smart_adv_lambda"), ("smart_steps", "smart_ascent_steps"),
+    ("freelb_steps", "freelb_ascent_steps"), ("freelb_lr", "freelb_adv_lr")])
+def test_set_of_an_old_spelling_is_refused_with_its_new_name(tmp_path, capsys, old, new) -> None:
+    assert main(["reproduce", "--registry", str(TOY), "--rows", "toy.single", "--out", str(tmp_path),
+                 "--set", f"{old}=3"]) == 2
+    assert (f"--set {old}=...: {old} was renamed {new} in registry schema 3 "
+            "(docs/registry.md#migration-from-schema-2)") in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_resume_without_rows_plans_only_the_batch(tmp_path, capsys) -> None:
@@ -241,12 +252,34 @@ def test_resume_refuses_other_overrides_than_the_batch_ran_with(tmp_path, capsys
 
 def test_resume_refuses_a_seed_run_with_other_parameters(tmp_path) -> None:
     batch = tmp_path / "old"
-    write_results(batch / "toy.single" / "seed-1", row="toy.single", profile="smoke", seed=1,
+    write_results(batch / "toy.single" / "seed-1", experiment="toy.single", profile="smoke", seed=1,
                   metrics={"accuracy": 50.0}, parameters={"value": 600.0, "step": 2.0})
-    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY)  # no manifest: an old batch
+    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY)
+    write_batch_manifest(batch, jobs, seeds=None, overrides={})  # the manifest says no --set; the seed says 600
     with pytest.raises(runner.RunnerError, match=r"toy.single/seed-1 was run with value=600.0, this plan has "
                                                  r"value=50.0"):
         check_resumable(jobs, batch, {})
+
+
+def test_resume_refuses_a_folder_without_batch_json(tmp_path, capsys) -> None:
+    batch = _toy_batch(tmp_path)
+    (batch / "batch.json").unlink()  # a batch made before manifests, or its batch.json deleted
+    assert main(["reproduce", "--registry", str(TOY), "--resume", str(batch)]) == 2
+    err = capsys.readouterr().err
+    assert f"{batch} holds no batch.json, so it is no batch of `reproduce`" in err
+    assert "re-run the rows as a new batch (`reproduce --rows ...` without --resume)" in err
+    assert not (batch / "toy.single" / "seed-1" / "notebook.ipynb").exists()  # nothing ran
+    jobs = plan_jobs(select_rows(load_registry(TOY), ["toy.single"]), TOY)
+    with pytest.raises(runner.RunnerError, match=r"holds no batch\.json"):
+        check_resumable(jobs, batch, {})
+
+
+def test_resume_of_a_run_folder_points_at_its_batch(tmp_path, capsys) -> None:
+    batch = _toy_batch(tmp_path)
+    assert main(["reproduce", "--registry", str(TOY), "--resume", str(batch / "toy.single" / "seed-1")]) == 2
+    assert f"or point at the batch folder itself ({batch})" in capsys.readouterr().err
+    assert main(["reproduce", "--registry", str(TOY), "--resume", str(batch.parent)]) == 2  # the folder of batches
+    assert f"or point at the batch folder itself ({batch})" in capsys.readouterr().err
 
 
 def test_pin_refuses_a_batch_run_with_set(tmp_path, capsys) -> None:
@@ -269,7 +302,7 @@ def test_pin_pins_every_row_of_the_experiment(tmp_path, capsys) -> None:
     batch = tmp_path / "runs" / "b"
     batch.mkdir(parents=True)
     write_batch_manifest(batch, jobs, seeds=None, overrides={})
-    write_results(batch / "toy.multi" / "seed-1", row="toy.multi", profile="smoke", seed=1,
+    write_results(batch / "toy.multi" / "seed-1", experiment="toy.multi", profile="smoke", seed=1,
                   metrics={"accuracy": 50.0}, parameters={"value": 50.0, "step": 1.0})
     code = main(["pin", "--registry", str(registry), "--results", str(batch), "--rows", "toy.best"])
     captured = capsys.readouterr()
@@ -286,7 +319,7 @@ def test_check_rows_matching_nothing_exits_2(tmp_path, capsys) -> None:
 
 
 def test_results_of_unknown_rows_only_exit_2(tmp_path, capsys) -> None:
-    write_results(tmp_path / "x", row="table9.unknown", profile="smoke", seed=1, metrics={"accuracy": 1.0},
+    write_results(tmp_path / "x", experiment="table9.unknown", profile="smoke", seed=1, metrics={"accuracy": 1.0},
                   parameters={})
     assert main(["check", "--registry", str(TOY), "--results", str(tmp_path), "--profile", "smoke"]) == 2
     assert "none of the results under" in capsys.readouterr().err

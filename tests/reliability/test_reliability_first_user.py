@@ -61,7 +61,7 @@ def _toy_batch(tmp_path: Path, registry: Path = TOY, parameters: dict | None = N
     batch = tmp_path / "runs" / "20260101T000000Z"
     batch.mkdir(parents=True)
     write_batch_manifest(batch, jobs, seeds=None, overrides={})
-    write_results(batch / "toy.single" / "seed-1", row="toy.single", profile="smoke", seed=1,
+    write_results(batch / "toy.single" / "seed-1", experiment="toy.single", profile="smoke", seed=1,
                   metrics={"accuracy": 50.0},
                   parameters=parameters or {"value": 50.0, "step": 2.0, "metric": "accuracy"})
     return batch
@@ -229,24 +229,24 @@ def test_report_out_an_existing_file_exits_2_and_keeps_it(tmp_path, capsys) -> N
     assert existing.read_text() == "mine"
 
 
-# ---- 7. pin from a --set batch whose batch.json is gone ----------------------------------------------------------
+# ---- 7. pin from a batch whose batch.json is gone ------------------------------------------------------------------
 
-def test_pin_compares_with_the_notebook_defaults_when_batch_json_is_gone(tmp_path, capsys) -> None:
+def test_pin_refuses_a_batch_whose_batch_json_is_gone(tmp_path, capsys) -> None:
     notebook = _notebook_with(tmp_path, "budget.ipynb", parameters="max_updates = 10  # training budget")
     registry = _registry_copy(tmp_path, notebook)
     before = registry.read_text()
     batch = _toy_batch(tmp_path, registry, parameters={"value": 50.0, "step": 2.0, "metric": "accuracy",
                                                        "max_updates": 5})  # as run with --set max_updates=5
-    (batch / "batch.json").unlink()
+    (batch / "batch.json").unlink()  # nothing left to show how the batch ran: refused, whatever its parameters
     assert main(["pin", "--registry", str(registry), "--results", str(batch), "--rows", "toy.single"]) == 2
     err = capsys.readouterr().err
-    assert "run with max_updates=5" in err and "notebook's default (max_updates=10)" in err and "--set" in err
+    assert f"{batch} holds no batch.json" in err and "re-run `reproduce --rows toy.single` (without --set)" in err
     assert registry.read_text() == before
     shutil.rmtree(batch.parent)
     batch = _toy_batch(tmp_path, registry, parameters={"value": 50.0, "step": 2.0, "metric": "accuracy",
-                                                       "max_updates": 10})
-    (batch / "batch.json").unlink()
+                                                       "max_updates": 10})  # a normal batch pins
     assert main(["pin", "--registry", str(registry), "--results", str(batch), "--rows", "toy.single"]) == 0
+    assert "pinned 1 rows" in capsys.readouterr().out
 
 
 # ---- 8. check --results pointing at a notebook ---------------------------------------------------------------------
@@ -263,9 +263,9 @@ def test_check_results_pointing_at_a_notebook_says_so(tmp_path, capsys) -> None:
 # ---- 9. a quoted schema_version, a folder as notebook --------------------------------------------------------------
 
 def test_quoted_schema_version_says_to_drop_the_quotes(tmp_path, capsys) -> None:
-    registry = _registry_copy(tmp_path, edit=lambda t: t.replace("schema_version: 1", "schema_version: '1'"))
-    with pytest.raises(RegistryError, match=r"schema_version is the string '1', not a number: write it without "
-                                            r"quotes \(schema_version: 1\)"):
+    registry = _registry_copy(tmp_path, edit=lambda t: t.replace("schema_version: 3", "schema_version: '3'"))
+    with pytest.raises(RegistryError, match=r"schema_version is the string '3', not a number: write it without "
+                                            r"quotes \(schema_version: 3\)"):
         load_registry(registry, check_notebooks=False)
     assert main(["validate", "--registry", str(registry)]) == 1
 

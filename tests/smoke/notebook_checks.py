@@ -9,7 +9,7 @@ from typing import Any
 
 import nbformat
 
-RUN_PARAMETERS = ("row", "profile", "seed", "output_dir")
+RUN_PARAMETERS = ("experiment", "profile", "seed", "output_dir")
 
 
 def check_thin_notebook(notebook: Path, registry_parameters: Iterable[str]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, object]
     batch = tmp_path_factory.mktemp("probing-batch")
     # a finished run of another method in the same batch (synthetic numbers): the notebook draws both
     other = {f"probe_{t}": 40.0 for t in ("mnli", "qqp", "rte", "qnli", "mrpc", "cola")}
-    write_results(batch / "fig3.standard" / "seed-1", row="fig3.standard", profile="smoke", seed=1,
+    write_results(batch / "fig3.standard" / "seed-1", experiment="fig3.standard", profile="smoke", seed=1,
                   metrics={**other, "probe_mean": 40.0}, parameters={},
                   extra={"study": "generalization", "method": "standard"})
     rows = select_rows(load_registry(REGISTRY, check_notebooks=False), ["fig3.r4f"])

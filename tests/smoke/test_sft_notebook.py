@@ -32,7 +32,7 @@ def test_notebook_is_thin_stripped_and_declares_the_registry_parameters() -> Non
 @pytest.mark.notebooks
 def test_one_smoke_execution_matches_its_pin(tmp_path: Path) -> None:
     row = next(r for r in load_registry() if r.id == ROW)
-    params = {**row.parameters_for("smoke"), "row": row.experiment, "profile": "smoke", "seed": 1}
+    params = {**row.parameters_for("smoke"), "experiment": row.experiment, "profile": "smoke", "seed": 1}
     record = execute(NOTEBOOK, tmp_path / "run", params)
     assert (record.parameters["method"], record.parameters["finetuning"]) == ("r3f_neftune", "lora")
     assert record.extra["train"]["mean_symm_kl"] > 0  # the KL ran and was logged

@@ -59,7 +59,7 @@ def table4_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ResultRec
     base = tmp_path_factory.mktemp("summarization-notebook")
     rows = table4_rows()
     jobs = {
-        rid: {**row.parameters_for("smoke"), "row": row.experiment, "profile": "smoke", "seed": 1}
+        rid: {**row.parameters_for("smoke"), "experiment": row.experiment, "profile": "smoke", "seed": 1}
         for rid, row in rows.items()
     }
     jobs[f"{REPEAT}-repeat"] = jobs[REPEAT]
@@ -79,7 +79,7 @@ def test_the_registry_has_the_six_table4_target_rows() -> None:
     assert set(rows) == EXPECTED_ROWS
     for row in rows.values():
         assert row.notebook == "notebooks/summarization.ipynb"
-        assert set(REGISTRY_PARAMETERS) - {"eps", "r3f_lambda", "noise_type"} <= set(row.parameters)
+        assert set(REGISTRY_PARAMETERS) - {"eps", "r3f_lambda", "noise_type"} <= set(row.parameters_for("paper"))
         assert row.smoke.expected, f"{row.id}: no smoke expectation pinned"
 
 

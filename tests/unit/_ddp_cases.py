@@ -33,7 +33,7 @@ CASES = {
     "causal_lm_r3f": ("causal_lm", R3FConfig(eps=0.1, r3f_lambda=1.0)),  # R3FSFTTrainer, tiny Llama
     "classification_smart": ("smart", SMARTConfig(noise_std=0.1, step_size=0.1, epsilon=0.2, ascent_steps=2,
                                                   bregman_mu=1.0)),  # SMARTTrainer, with the Bregman term
-    "classification_freelb": ("freelb", FreeLBConfig(adv_steps=2, adv_lr=0.3, max_norm=0.5)),  # FreeLBTrainer
+    "classification_freelb": ("freelb", FreeLBConfig(ascent_steps=2, adv_lr=0.3, max_norm=0.5)),  # FreeLBTrainer
 }
 METHOD_KEYWORD = {"smart": "smart", "freelb": "freelb"}  # objective -> the trainer's config keyword (else r3f)
 

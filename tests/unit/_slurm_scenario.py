@@ -17,7 +17,7 @@ from pathlib import Path
 from r3f_utils.cli import main
 from r3f_utils.launchers import LAUNCHER_RECORD, SlurmOptions, submit_slurm
 from r3f_utils.registry import load_registry
-from r3f_utils.runner import plan_jobs
+from r3f_utils.runner import plan_jobs, write_batch_manifest
 
 LAUNCHER = Path(__file__).resolve().parents[1] / "fixtures" / "registry" / "launcher_registry.yaml"
 
@@ -36,6 +36,7 @@ def scenario(tmp_path: Path) -> None:
     jobs = plan_jobs(rows, LAUNCHER, profile="smoke")  # smoke.seeds: 2 -> 2 rows x 2 seeds
     assert len(jobs) == 4
     options = SlurmOptions(executor="local", time_min=10, gpus_per_job=0, cpus_per_job=1)
+    write_batch_manifest(tmp_path, jobs, seeds=None, overrides={})  # as `reproduce` does before it launches
     decided, submitted = submit_slurm(jobs, tmp_path, options)
     assert decided == [] and len(submitted) == 4
     record = json.loads((tmp_path / LAUNCHER_RECORD).read_text())

@@ -23,7 +23,6 @@ def rows():
 def rec(row: str, seed: int = 1, profile: str = "paper", **metrics: float) -> ResultRecord:
     return ResultRecord(
         path=Path(f"/runs/{row}/seed-{seed}/results.json"),
-        row=row,
         experiment=row,
         profile=profile,
         seed=seed,
@@ -124,7 +123,7 @@ def test_other_profile_duplicates_and_unknown_rows(rows):
     result = check(rows, records, "paper")
     assert verdicts(result, "toy.single").reproduced == 50.0
     assert any("also in" in w for w in result.warnings)
-    assert any("'nope.row' is not in the registry" in w for w in result.warnings)
+    assert any("experiment 'nope.row' is not in the registry" in w for w in result.warnings)
 
 
 def test_format_table(rows):
@@ -137,7 +136,7 @@ def test_format_table(rows):
 def _write(root: Path, row: str, value: float, seed: int = 1, profile: str = "paper") -> None:
     write_results(
         root / row / f"seed-{seed}",
-        row=row,
+        experiment=row,
         profile=profile,
         seed=seed,
         metrics={"accuracy": value},
@@ -159,7 +158,7 @@ def test_cli_exit_2_on_unusable_input(tmp_path, capsys):
     assert main(["check", "--results", str(tmp_path), "--registry", str(TOY), "--profile", "paper"]) == 2  # smoke only
     assert "found profile smoke" in capsys.readouterr().err
     (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "results.json").write_text(json.dumps({"schema_version": 1}))
+    (tmp_path / "broken" / "results.json").write_text(json.dumps({"schema_version": 2}))
     assert main(["check", "--results", str(tmp_path), "--registry", str(TOY), "--profile", "smoke"]) == 2
     bad_registry = TOY.parent / "bad_unknown_metric.yaml"
     assert main(["check", "--results", str(tmp_path), "--registry", str(bad_registry)]) == 2

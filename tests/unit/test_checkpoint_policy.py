@@ -30,7 +30,7 @@ class _Saves(TrainerCallback):
 def test_smoke_run_saves_exactly_at_the_improving_evaluations_and_loads_the_best(tmp_path) -> None:
     cfg = exp.resolve_glue_config(task="rte", method="standard", model_name="tiny-roberta", learning_rate=1e-3,
                                   max_updates=60, batch_size=8, data_dir="fixtures", seed=1,
-                                  output_dir=str(tmp_path), profile="smoke", row="t")
+                                  output_dir=str(tmp_path), profile="smoke", experiment="t")
     data = exp.load_glue_data(cfg)
     model, tokenizer = exp.build_glue_model(cfg, data.task.num_labels, data.texts())
     trainer = exp.build_glue_trainer(cfg, model, tokenizer, data, exp.tokenize_glue(data, tokenizer, cfg))

@@ -28,7 +28,7 @@ def runs(experiment: str, per_seed: dict[str, list[float]], majority: dict[str, 
     n = len(next(iter(per_seed.values())))
     probes = {m: {"task": m.removeprefix("probe_"), "metric": "mcc" if m == "probe_cola" else "accuracy",
                   "majority": b} for m, b in (majority or {}).items()}
-    return [ResultRecord(path=Path(f"/runs/{experiment}/seed-{s + 1}/results.json"), row=experiment,
+    return [ResultRecord(path=Path(f"/runs/{experiment}/seed-{s + 1}/results.json"),
                          experiment=experiment, profile=profile, seed=s + 1,
                          metrics={m: v[s] for m, v in per_seed.items()},
                          extra={"stages": [{"probes": probes}]} if probes else {},

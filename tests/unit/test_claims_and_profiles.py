@@ -23,7 +23,7 @@ def registry():
 
 
 def rec(experiment: str, seed: int = 1, profile: str = "paper", **metrics: float) -> ResultRecord:
-    return ResultRecord(path=Path(f"/runs/{experiment}/seed-{seed}/results.json"), row=experiment,
+    return ResultRecord(path=Path(f"/runs/{experiment}/seed-{seed}/results.json"),
                         experiment=experiment, profile=profile, seed=seed, metrics=metrics,
                         finished_at=f"2025-01-01T00:00:{seed:02d}")
 
@@ -105,7 +105,8 @@ def test_cpu_profile_uses_its_own_section(registry, tmp_path):
     drift = check(registry.rows, [rec("figX.ours", 1, "cpu", accuracy=62.0)], "cpu")
     assert drift.verdicts[0].verdict == "above" and drift.verdicts[0].failed  # no paper claim: any drift fails
 
-    write_results(tmp_path / "a", row="figX.ours", profile="cpu", seed=1, metrics={"accuracy": 61.0}, parameters={})
+    write_results(tmp_path / "a", experiment="figX.ours", profile="cpu", seed=1, metrics={"accuracy": 61.0},
+                  parameters={})
     assert main(["check", "--registry", str(FIXTURE), "--results", str(tmp_path), "--profile", "cpu"]) == 0
 
 
@@ -116,7 +117,8 @@ def test_rows_selection_brings_the_experiments_of_matching_claims(registry):
 
 
 def test_check_cli_strict_and_patterns_that_match_nothing(tmp_path, capsys):
-    write_results(tmp_path / "a", row="toy.printed", profile="paper", seed=1, metrics={"accuracy": 50.2}, parameters={})
+    write_results(tmp_path / "a", experiment="toy.printed", profile="paper", seed=1, metrics={"accuracy": 50.2},
+                  parameters={})
     args = ["check", "--registry", str(FIXTURE), "--results", str(tmp_path)]
     assert main([*args, "--rows", "toy.*"]) == 0
     assert main([*args, "--rows", "toy.*", "figX.ours_beat*", "--strict"]) == 1  # the claim's runs are missing
@@ -131,6 +133,29 @@ BAD_CLAIMS = {
     "bad pin": ("smoke: {expected: yes}", "field 'smoke.expected': must be one of 'holds', 'fails', 'degenerate'"),
     "unknown metric": ("metric: acuracy", "unknown metric name 'acuracy'; did you mean 'accuracy'"),
     "negative margin": ("margin: -1.0", "field 'margin': -1.0 is negative"),
+    "quoted margin": ("margin: '1e-5'", "field 'margin': '1e-5' is a string, not a number (it is quoted); write 1e-5"),
+    "unknown field": ("figur: X", "field 'figur': unknown field; did you mean 'figure'?"),
+    "bad aggregation": ("aggregation: median_of10", "field 'aggregation': must be one of 'max_of_10', "
+                                                    "'median_of_10'"),
+    "operand key": ("left: [{experiment: figX.ours, metrc: accuracy}]",
+                    "field 'left[0].metrc': unknown key; did you mean 'metric'?"),
+    "operand metric": ("left: [{experiment: figX.ours, metric: acuracy}]",
+                       "field 'left[0].metric': unknown metric name 'acuracy'; did you mean 'accuracy'"),
+    "operand metric not registered": ("left: [{experiment: figX.ours, metric: f1}]",
+                                      "field 'left[0]': experiment 'figX.ours' does not register metric 'f1' (its "
+                                      "rows have accuracy)"),
+    "operand not a key": ("right: [5]", "field 'right[0]': expected an experiment key or {experiment: X, metric: "
+                                        "M}, got 5"),
+    "empty side": ("right: []", "field 'right': expected a non-empty list of experiment keys, got []"),
+    "pin key": ("smoke: {expect: holds}", "field 'smoke.expect': unknown key; did you mean 'expected'?"),
+    "pin shape": ("smoke: holds", "field 'smoke': expected {expected: holds|fails|degenerate}, got 'holds'"),
+    "per_metric without the metric": ("per_metric: [f1]", "field 'per_metric': must contain the claim's metric "
+                                                           "'accuracy'"),
+    "per_metric not registered": ("per_metric: [accuracy, f1]", "field 'per_metric': experiment 'figX.ours' does "
+                                                                "not register metric 'f1'"),
+    "per_metric empty": ("per_metric: []", "field 'per_metric': expected a non-empty list of metric names, got []"),
+    "per_metric unknown": ("per_metric: [accuracy, acuracy]", "field 'per_metric[1]': unknown metric name "
+                                                              "'acuracy'; did you mean 'accuracy'"),
 }
 
 
@@ -154,12 +179,12 @@ def test_bad_claims_are_refused_with_the_field_named(tmp_path, case):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("schema_version: 2\nrows:\n  - {id: a, id: b}\n", "found duplicate key 'id'"),
-        ("schema_version: 2\nschema_version: 2\nrows: []\n", "found duplicate key 'schema_version'"),
-        ("schema_version: 2\nt: &t {a: 1}\nrows:\n  - {<<: *t, b: 2, b: 3}\n", "found duplicate key 'b'"),
+        ("schema_version: 3\nrows:\n  - {id: a, id: b}\n", "found duplicate key 'id'"),
+        ("schema_version: 3\nschema_version: 3\nrows: []\n", "found duplicate key 'schema_version'"),
+        ("schema_version: 3\nt: &t {a: 1}\nrows:\n  - {<<: *t, b: 2, b: 3}\n", "found duplicate key 'b'"),
         ("schema_version: 9\nrows: []\n", "schema_version 9 is not supported"),
-        ("rows: []\n", "add `schema_version: 2` at the top"),
-        ("schema_version: 2\nrows:\n\t- {id: a}\n", "YAML forbids tabs for indentation"),
+        ("rows: []\n", "add `schema_version: 3` at the top"),
+        ("schema_version: 3\nrows:\n\t- {id: a}\n", "YAML forbids tabs for indentation"),
     ],
 )
 def test_registry_loader_refuses_silent_yaml(tmp_path, text, message):
@@ -172,7 +197,7 @@ def test_registry_loader_refuses_silent_yaml(tmp_path, text, message):
 
 def test_a_merged_key_may_be_overridden(tmp_path):
     path = tmp_path / "r.yaml"
-    path.write_text("schema_version: 2\nt: &t {a: 1, b: 1}\nrows: [{<<: *t, b: 2}]\n")
+    path.write_text("schema_version: 3\nt: &t {a: 1, b: 1}\nrows: [{<<: *t, b: 2}]\n")
     with pytest.raises(RegistryError, match="unknown top-level key 't'"):  # parsed: only the key name is wrong
         read_registry(path, check_notebooks=False)
 

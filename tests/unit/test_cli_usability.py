@@ -111,7 +111,7 @@ def _batch(root: Path, experiments: list[str], profile: str = "smoke") -> Path:
     (root / "batch.json").write_text(json.dumps({"schema_version": 1, "profile": profile, "experiments": experiments,
                                                  "seeds": None, "overrides": {}}))
     for experiment in experiments:
-        write_results(root / experiment / "seed-1", row=experiment, profile=profile, seed=1,
+        write_results(root / experiment / "seed-1", experiment=experiment, profile=profile, seed=1,
                       metrics={"accuracy": 50.0}, parameters={})
     return root
 
@@ -132,6 +132,21 @@ def test_check_of_a_folder_of_batches_takes_their_union(tmp_path, capsys):
     _batch(tmp_path / "runs" / "a", ["toy.single"])
     _batch(tmp_path / "runs" / "b", ["toy.fails"])
     assert main(["check", "--results", str(tmp_path / "runs"), "--registry", str(TOY)]) == 0
+    rows = [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if ln.startswith("toy.")]
+    assert rows == ["toy.single", "toy.fails"]
+
+
+def test_check_of_a_folder_of_batches_refuses_one_without_batch_json(tmp_path, capsys):
+    _batch(tmp_path / "runs" / "a", ["toy.single"])
+    old = _batch(tmp_path / "runs" / "old", ["toy.fails"])
+    (old / "batch.json").unlink()  # its runs would silently fall out of the manifests' scope
+    assert main(["check", "--results", str(tmp_path / "runs"), "--registry", str(TOY)]) == 2
+    err = capsys.readouterr().err
+    assert f"{old} holds no batch.json, so it is no batch of `reproduce`" in err
+    assert "re-run `reproduce` for its rows, point --results at one batch folder, or say what to look at with " \
+           "--profile and --rows (or --all-rows)" in err
+    assert main(["check", "--results", str(tmp_path / "runs"), "--registry", str(TOY), "--profile", "smoke",
+                 "--rows", "toy.single", "toy.fails"]) == 0  # named: no default needed from the manifests
     rows = [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if ln.startswith("toy.")]
     assert rows == ["toy.single", "toy.fails"]
 

@@ -35,7 +35,7 @@ def test_timing_returns_a_median_per_trainer_and_bad_method_is_refused() -> None
 def test_freelb_counts_match_table_1_and_smart_counts_one_forward_more(steps: int) -> None:
     model, _ = build_tiny_model("tiny-roberta", num_labels=2)
     batch = cc.random_batch(model.config.vocab_size, batch_size=4, length=8)
-    freelb = cc.count_passes(cc.build_trainer(model, "freelb", freelb=FreeLBConfig(adv_steps=steps)), batch)
+    freelb = cc.count_passes(cc.build_trainer(model, "freelb", freelb=FreeLBConfig(ascent_steps=steps)), batch)
     assert (freelb.forward_passes, freelb.backward_passes, freelb.cost_xfp) == cc.table1_formula("freelb", steps)
     assert freelb.input_backward_passes == 0
     smart = cc.count_passes(cc.build_trainer(model, "smart", smart=SMARTConfig(ascent_steps=steps)), batch)

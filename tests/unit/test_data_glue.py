@@ -126,14 +126,14 @@ def test_smart_and_freelb_parameters_reach_their_configs_and_bad_ones_are_named(
 
     base = {"task": "rte", "model_name": "tiny-roberta", "learning_rate": 1e-3, "max_updates": 10,
             "batch_size": 8, "data_dir": "fixtures"}
-    smart = resolve_glue_config(**base, method="smart", smart_steps=2, smart_ascent_rule="mtdnn").smart_config()
+    smart = resolve_glue_config(**base, method="smart", smart_ascent_steps=2, smart_ascent_rule="mtdnn").smart_config()
     assert smart == SMARTConfig(ascent_steps=2, ascent_rule="mtdnn")
-    freelb = resolve_glue_config(**base, method="freelb", freelb_steps=3, freelb_max_norm=None).freelb_config()
-    assert freelb == FreeLBConfig(adv_steps=3, max_norm=None)
+    freelb = resolve_glue_config(**base, method="freelb", freelb_ascent_steps=3, freelb_max_norm=None).freelb_config()
+    assert freelb == FreeLBConfig(ascent_steps=3, max_norm=None)
     assert resolve_glue_config(**base, method="r3f").smart_config() is None
-    with pytest.raises(ValueError, match=r"parameter smart_steps=0 is invalid: SMARTConfig\.ascent_steps"):
-        resolve_glue_config(**base, method="smart", smart_steps=0)
+    with pytest.raises(ValueError, match=r"parameter smart_ascent_steps=0 is invalid: SMARTConfig\.ascent_steps"):
+        resolve_glue_config(**base, method="smart", smart_ascent_steps=0)
     with pytest.raises(ValueError, match=r"parameter freelb_norm='l1' is invalid: FreeLBConfig\.norm"):
         resolve_glue_config(**base, method="freelb", freelb_norm="l1")
-    with pytest.raises(ValueError, match=r"parameter freelb_lr=-0\.1 is invalid"):
-        resolve_glue_config(**base, method="freelb", freelb_lr=-0.1)
+    with pytest.raises(ValueError, match=r"parameter freelb_adv_lr=-0\.1 is invalid: FreeLBConfig\.adv_lr"):
+        resolve_glue_config(**base, method="freelb", freelb_adv_lr=-0.1)

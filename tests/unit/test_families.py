@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from r3f_utils.families import FAMILIES, family_of, get_family, notebook_parameters
-from r3f_utils.params import GlueParams, ProbingParams, SummarizationParams, XnliParams, parameters_source, resolve
+from r3f_utils.params import (
+    RENAMED,
+    ComputeCostParams,
+    GlueParams,
+    GlueTraining,
+    ProbingParams,
+    SummarizationParams,
+    XnliParams,
+    parameters_source,
+    resolve,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "r3f_utils"
@@ -49,14 +59,25 @@ def test_every_notebook_has_a_family_and_every_family_a_notebook() -> None:
         get_family("gleu")
 
 
-def test_smart_and_freelb_defaults_are_the_method_configs() -> None:
-    from r3f_utils import FreeLBConfig, R3FConfig, SMARTConfig
-    from r3f_utils.experiments.glue import FREELB_PARAMETERS, SMART_PARAMETERS
+def test_smart_and_freelb_parameters_are_their_config_fields_with_the_same_defaults() -> None:
+    """One spelling: parameter ``<method>_<field>`` is the method config's field ``<field>``, mechanically (no
+    translation table), and its default is the config's."""
+    from dataclasses import fields
 
+    from r3f_utils import FreeLBConfig, R3FConfig, SMARTConfig
+    from r3f_utils.experiments.glue import METHOD_CONFIGS, method_parameters
+
+    assert {"smart": SMARTConfig, "freelb": FreeLBConfig} == METHOD_CONFIGS
     defaults = GlueParams().to_params()
-    for names, config in ((SMART_PARAMETERS, SMARTConfig()), (FREELB_PARAMETERS, FreeLBConfig())):
-        for param, field in names.items():
-            assert defaults[param] == getattr(config, field), param
+    for method, config in METHOD_CONFIGS.items():
+        names = {f.name for f in fields(config)}
+        prefixed = [p for p in GlueTraining.model_fields if p.startswith(f"{method}_")]
+        assert prefixed and method_parameters(method) == {p: p.removeprefix(f"{method}_") for p in prefixed}
+        for param in prefixed:
+            field = param.removeprefix(f"{method}_")
+            assert field in names, f"{param}: {config.__name__} has no field {field!r}"
+            assert defaults[param] == getattr(config(), field), param
+    assert "ascent_steps" in {f.name for f in fields(SMARTConfig)} & {f.name for f in fields(FreeLBConfig)}
     assert (defaults["eps"], defaults["r3f_lambda"], defaults["noise_type"]) == (
         R3FConfig().eps, R3FConfig().r3f_lambda, R3FConfig().noise_type)
 
@@ -79,6 +100,34 @@ def test_smart_and_freelb_defaults_are_the_method_configs() -> None:
 def test_parameters_refuse_bad_input_naming_it(cls, params, error, match) -> None:
     with pytest.raises(error, match=match):
         resolve(cls, params)
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED.items()))
+def test_old_spellings_are_refused_with_their_new_name_and_the_migration_note(old, new) -> None:
+    pointer = rf"{old} was renamed {new} in registry schema 3 \(docs/registry\.md#migration-from-schema-2\)"
+    with pytest.raises(TypeError, match=pointer):
+        resolve(GlueParams, {old: 1})
+    with pytest.raises(TypeError, match=pointer):
+        resolve(ComputeCostParams, {old: 1})
+    with pytest.raises(TypeError, match=pointer):  # papermill -p: in the notebook's globals
+        notebook_parameters("glue", {**GlueParams().to_params(), old: 1})
+    assert new in GlueParams.model_fields  # the new spelling is the one a notebook reads
+
+
+def test_the_probing_study_is_study_and_a_study_as_experiment_is_refused() -> None:
+    assert resolve(ProbingParams, {"study": "retention", "experiment": "fig5.r4f"}).study == "retention"
+    with pytest.raises(ValueError, match=r"experiment='retention' is invalid: 'retention' is a probing study, not a "
+                                         r"registry experiment: write study='retention' \(registry schema 3 renamed "
+                                         r"the probing study experiment -> study, docs/registry\.md#migration-from"):
+        resolve(ProbingParams, {"experiment": "retention"})
+
+
+def test_the_migration_note_exists_and_lists_every_rename() -> None:
+    text = (ROOT / "docs" / "registry.md").read_text(encoding="utf-8")
+    assert "\n## Migration from schema 2\n" in text  # the anchor #migration-from-schema-2 of every pointer
+    note = text.split("\n## Migration from schema 2\n", 1)[1].split("\n## ", 1)[0]
+    for old, new in RENAMED.items():
+        assert f"`{old}` | `{new}`" in note, old
 
 
 def test_defaults_and_types_are_kept() -> None:
@@ -154,9 +203,9 @@ def test_registry_rows_are_validated_by_their_familys_class(tmp_path) -> None:
     from r3f_utils.registry import RegistryError, load_registry
 
     text = (ROOT / "results_registry.yaml").read_text(encoding="utf-8")
-    assert "    warmup_ratio: 0.06\n" in text
+    assert "warmup_ratio: 0.0599" in text  # table2a.rte.roberta_large_std's own value
     (tmp_path / "notebooks").symlink_to(ROOT / "notebooks")
-    (tmp_path / "r.yaml").write_text(text.replace("    warmup_ratio: 0.06\n", "    warmup_ratio: 1.5\n", 1))
+    (tmp_path / "r.yaml").write_text(text.replace("warmup_ratio: 0.0599", "warmup_ratio: 1.5", 1))
     with pytest.raises(RegistryError, match=r"row 'table2a\.\w+\.roberta_large_\w+': field 'parameters': parameter "
                                             r"warmup_ratio=1\.5 is invalid: a fraction in \[0, 1\)"):
         load_registry(tmp_path / "r.yaml")

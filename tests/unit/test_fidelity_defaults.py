@@ -3,8 +3,6 @@ parameter) as named options, and the paper profile's defaults."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from transformers import TrainingArguments, default_data_collator
@@ -113,9 +111,11 @@ def test_paper_profile_defaults_are_fairseqs_and_smoke_keeps_the_notebook_defaul
                 assert "head_dropout" not in params and "weight_decay_scope" not in params, (row.id, profile)
 
 
-def test_ls_and_validate_show_the_paper_profiles_choices(tmp_path, capsys) -> None:
+def test_ls_and_validate_show_the_paper_profiles_choices(tmp_path, capsys, monkeypatch) -> None:
+    import dataclasses
+
     from r3f_utils.cli import main
-    from r3f_utils.registry import DEFAULT_REGISTRY
+    from r3f_utils.families import FAMILIES
 
     assert main(["ls", "--rows", "fig3.*"]) == 0
     out = capsys.readouterr().out
@@ -127,16 +127,17 @@ def test_ls_and_validate_show_the_paper_profiles_choices(tmp_path, capsys) -> No
     assert main(["validate", "--profile", "paper", "--no-notebooks"]) == 0
     out = capsys.readouterr().out
     assert "fidelity choices of the paper profile (rows): head_dropout=0.0" in out
-    # a paper row that leaves a choice to the notebook's default is reported
-    text = Path(DEFAULT_REGISTRY).read_text()
-    old = ("    head_dropout: 0.0  # fairseq RoBERTa/XLM-R pooler_dropout (HF's default would be the hidden dropout, "
-           "0.1)\n")
-    assert old in text
-    doctored = tmp_path / "registry.yaml"
-    doctored.write_text(text.replace(old, "", 1))  # the glue_paper template
-    assert main(["validate", "--registry", str(doctored), "--profile", "paper", "--no-notebooks"]) == 1
+    # a paper row that leaves a choice to the notebook's default is reported: the glue family's paper values
+    # (r3f_utils/families.py) without head_dropout
+    glue = FAMILIES["glue"]
+    assert glue.profiles.paper["head_dropout"] == 0.0
+    paper = {k: v for k, v in glue.profiles.paper.items() if k != "head_dropout"}
+    monkeypatch.setitem(FAMILIES, "glue", dataclasses.replace(
+        glue, profiles=dataclasses.replace(glue.profiles, paper=paper)))
+    assert main(["validate", "--profile", "paper", "--no-notebooks"]) == 1
     out = capsys.readouterr().out
     assert "row 'table2a.rte.roberta_large_r3f': head_dropout is not set: the paper profile runs 0.0" in out
+    assert "family's paper values, r3f_utils/families.py" in out
 
 
 def test_applying_a_scope_draws_nothing_from_the_seeded_rng(tmp_path) -> None:

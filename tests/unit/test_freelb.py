@@ -22,12 +22,12 @@ GRAD_TOL = 1e-5
 
 def test_defaults_are_the_published_sst2_recipe() -> None:
     cfg = FreeLBConfig()
-    assert (cfg.adv_steps, cfg.adv_lr, cfg.init_mag, cfg.max_norm, cfg.norm, cfg.shared_dropout) == (
+    assert (cfg.ascent_steps, cfg.adv_lr, cfg.init_mag, cfg.max_norm, cfg.norm, cfg.shared_dropout) == (
         2, 0.1, 1.0, 0.6, "l2", True)
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("adv_steps", 0, "adv_steps must be an integer >= 1"),
+    ("ascent_steps", 0, "ascent_steps must be an integer >= 1"),
     ("adv_lr", -0.1, "adv_lr must be > 0"),
     ("adv_lr", "1e-1", "adv_lr must be a finite number"),
     ("init_mag", -1.0, "init_mag must be >= 0"),
@@ -92,7 +92,7 @@ def test_training_step_accumulates_the_gradients_of_all_passes(tmp_path, monkeyp
     monkeypatch.setattr(freelb_mod, "freelb_initial_delta", _deterministic_delta)
     model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
     batch = default_data_collator([_fixed_length_classification()[i] for i in range(4)])
-    cfg = FreeLBConfig(adv_steps=2, adv_lr=0.3, max_norm=0.5)
+    cfg = FreeLBConfig(ascent_steps=2, adv_lr=0.3, max_norm=0.5)
     # reference, written out: δ_{t+1} = clip(δ_t + α g_t/‖g_t‖), gradient = Σ_t ∇θ CE(δ_t) / (1 + K)
     reference = copy.deepcopy(model).train()
     emb = reference.get_input_embeddings()
@@ -121,7 +121,7 @@ def test_dropout_masks_are_shared_across_passes_only_when_asked(shared: bool, tm
     batch = default_data_collator([_fixed_length_classification()[i] for i in range(4)])
     logits: list[torch.Tensor] = []
     model.register_forward_hook(lambda _m, _a, out: logits.append(out.logits.detach()))
-    cfg = FreeLBConfig(adv_steps=2, init_mag=0.0, adv_lr=1e-9, shared_dropout=shared)  # δ ≈ 0 in every pass
+    cfg = FreeLBConfig(ascent_steps=2, init_mag=0.0, adv_lr=1e-9, shared_dropout=shared)  # δ ≈ 0 in every pass
     trainer = FreeLBTrainer(model=model, args=_args(tmp_path), freelb=cfg)
     trainer.current_gradient_accumulation_steps = 1
     trainer.training_step(model, dict(batch))
@@ -146,7 +146,7 @@ def test_gradient_accumulation_1_vs_2_gives_the_same_update(norm, tmp_path, monk
     monkeypatch.setattr(freelb_mod, "freelb_initial_delta", _deterministic_delta)
     model, _ = build_tiny_model("tiny-roberta", num_labels=3, dropout=0.0)
     data = _fixed_length_classification()
-    cfg = FreeLBConfig(adv_steps=2, norm=norm, max_norm=0.1)
+    cfg = FreeLBConfig(ascent_steps=2, norm=norm, max_norm=0.1)
     one = _one_sgd_step(model, data, tmp_path, 1, cfg)
     two = _one_sgd_step(model, data, tmp_path, 2, cfg)
     assert max(v.abs().max().item() for v in one.values()) > 1e-4
@@ -184,4 +184,4 @@ def test_refusals_name_the_field(tmp_path) -> None:
     with pytest.raises(ValueError, match="model: _NoEmbeddings has no input embeddings"):
         FreeLBTrainer(model=_NoEmbeddings(), args=_args(tmp_path), freelb=FreeLBConfig())
     with pytest.raises(TypeError, match="FreeLBConfig"):
-        FreeLBTrainer(model=model, args=_args(tmp_path), freelb={"adv_steps": 2})
+        FreeLBTrainer(model=model, args=_args(tmp_path), freelb={"ascent_steps": 2})

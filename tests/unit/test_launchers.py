@@ -144,7 +144,7 @@ def test_figure_1_reads_the_finished_runs_while_others_still_run(tmp_path) -> No
     from r3f_utils.results import write_results
 
     (tmp_path / "batch.json").write_text("{}")
-    write_results(tmp_path / "fig1.sst2.r3f" / "seed-1", row="fig1.sst2.r3f", profile="smoke", seed=1,
+    write_results(tmp_path / "fig1.sst2.r3f" / "seed-1", experiment="fig1.sst2.r3f", profile="smoke", seed=1,
                   metrics={"wall_time_to_best": 2.0, "seconds_per_epoch": 1.0}, parameters={"method": "r3f"})
     running = tmp_path / "fig1.sst2.smart" / "seed-1"  # another worker's run, notebook started, no results yet
     running.mkdir(parents=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,11 @@ def registry(tmp_path: Path) -> Path:
 
 
 def _smoke_run(root: Path, row: str, accuracy: float, seed: int = 1) -> None:
-    write_results(root / row / f"seed-{seed}", row=row, profile="smoke", seed=seed,
+    """A run of ``row`` in batch ``root``, with the batch.json `reproduce` writes (no --set)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "batch.json").write_text(json.dumps({"schema_version": 1, "profile": "smoke", "experiments": [row],
+                                                 "seeds": None, "overrides": {}}))
+    write_results(root / row / f"seed-{seed}", experiment=row, profile="smoke", seed=seed,
                   metrics={"accuracy": accuracy}, parameters={})
 
 
@@ -53,3 +58,13 @@ def test_pin_refuses_when_there_is_nothing_to_pin(registry: Path, tmp_path: Path
     (tmp_path / "empty").mkdir()
     assert main(["pin", "--registry", str(registry), "--results", str(tmp_path / "empty")]) == 2
     assert "no smoke runs" in capsys.readouterr().err
+
+
+def test_pin_refuses_runs_outside_a_batch_of_reproduce(registry: Path, tmp_path: Path, capsys) -> None:
+    _smoke_run(tmp_path / "runs", "toy.single", 51.0)
+    (tmp_path / "runs" / "batch.json").unlink()  # a batch made before manifests, or its batch.json deleted
+    assert main(["pin", "--registry", str(registry), "--results", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'runs'} holds no batch.json, so it is no batch of `reproduce`" in err
+    assert "re-run `reproduce --rows toy.single` (without --set), then pin with --results" in err
+    assert registry.read_text() == TOY.read_text()  # nothing written

@@ -20,7 +20,7 @@ def registry():
 def seeds(experiment: str, n: int, **metrics: float) -> list[ResultRecord]:
     """``n`` seeds of ``experiment``; each metric spread +-1 around the given value (mean and median = value)."""
     spread = [i - (n - 1) / 2 for i in range(n)]
-    return [ResultRecord(path=Path(f"/runs/{experiment}/seed-{s + 1}/results.json"), row=experiment,
+    return [ResultRecord(path=Path(f"/runs/{experiment}/seed-{s + 1}/results.json"),
                          experiment=experiment, profile="paper", seed=s + 1,
                          metrics={k: v + 0.1 * spread[s] for k, v in metrics.items()},
                          finished_at=f"2026-01-01T00:00:{s:02d}")

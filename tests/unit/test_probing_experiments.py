@@ -13,21 +13,22 @@ from r3f_utils.experiments.glue import GLUE_METHODS, PAPER_GLUE_HPARAMS
 from r3f_utils.registry import METRIC_NAMES, load_registry
 
 SMOKE = {"method": "r4f", "model_name": "tiny-roberta", "learning_rate": 1e-3, "max_updates": 8, "eval_steps": 8,
-         "batch_size": 8, "data_dir": "fixtures", "max_length": 64, "seed": 1, "profile": "smoke", "row": "test"}
+         "batch_size": 8, "data_dir": "fixtures", "max_length": 64, "seed": 1, "profile": "smoke", "experiment": "test"}
 
 
-def _cfg(tmp_path: Path, experiment: str = "degradation", **kw):
-    return probing.resolve_probing_config(**{**SMOKE, "experiment": experiment, "output_dir": str(tmp_path), **kw})
+def _cfg(tmp_path: Path, study: str = "degradation", **kw):
+    return probing.resolve_probing_config(**{**SMOKE, "study": study, "output_dir": str(tmp_path), **kw})
 
 
 @pytest.mark.parametrize(("params", "error", "match"), [
-    ({"experiment": "collapse"}, ValueError, "experiment='collapse'.*generalization"),
+    ({"study": "collapse"}, ValueError, "study='collapse'.*generalization"),
+    ({"experiment": "retention"}, ValueError, "experiment='retention'.*write study='retention'"),  # schema 2's name
     ({"probe_lr": 1e-3}, TypeError, "probe_lr"),
-    ({"experiment": "generalization", "probe_tasks": ["sst2", "rte"]}, ValueError, "probe_tasks.*source_task"),
+    ({"study": "generalization", "probe_tasks": ["sst2", "rte"]}, ValueError, "probe_tasks.*source_task"),
     ({"chain": ["sst2", "rte", "sst2"]}, ValueError, "chain.*only once"),
     ({"chain": ["sst2"]}, ValueError, "chain.*at least two"),
     ({"cycles": 0}, ValueError, "cycles=0"),
-    ({"probe_tasks": "rte", "experiment": "generalization"}, ValueError, "probe_tasks='rte'"),
+    ({"probe_tasks": "rte", "study": "generalization"}, ValueError, "probe_tasks='rte'"),
     ({"probe_head": "mlp"}, ValueError, "head='mlp'"),
     ({"method": "sgd"}, ValueError, "method='sgd'"),
     ({"learning_rate": -1.0}, ValueError, "learning_rate"),
@@ -90,7 +91,7 @@ def test_registry_rows_register_every_metric_the_study_writes(tmp_path, registry
     written |= {"probe_final", "probe_drop"} if study == "degradation" else {"probe_mean"}
     for row in rows:
         assert set(row.metrics) == written and all(v is None for v in row.metrics.values())
-        assert row.parameters["experiment"] == study and row.notebook == "notebooks/probing.ipynb"
+        assert row.parameters["study"] == study and row.notebook == "notebooks/probing.ipynb"
 
 
 class _Interrupt(Exception):
@@ -135,7 +136,7 @@ def test_chain_resumes_after_an_interruption_from_the_saved_encoder(tmp_path):
 
     path = tmp_path / "bad" / "stages" / "01-sst2" / "encoder.safetensors"
     save_file({k: v.flip(0).contiguous() if v.ndim else v for k, v in load_file(str(path)).items()}, str(path))
-    bad = probing.run_study(probing.resolve_probing_config(**{**SMOKE, "experiment": "degradation", **chain,
+    bad = probing.run_study(probing.resolve_probing_config(**{**SMOKE, "study": "degradation", **chain,
                                                               "output_dir": str(tmp_path / "bad")}),
                             log=lambda _: None)
     assert _measured(bad)[0] == _measured(whole)[0] and _measured(bad)[1] != _measured(whole)[1]

@@ -8,13 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from r3f_utils.registry import (
     DEFAULT_REGISTRY,
     METRIC_NAMES,
+    SCHEMA_VERSIONS,
+    Claim,
     RegistryError,
+    RegistryRow,
     check_metric_name,
     load_registry,
+    read_registry,
     select_rows,
 )
 
@@ -134,7 +139,7 @@ def test_table2_halves_share_an_experiment(rows):
     assert best.parameters["r3f_lambda"] == 0.7 and best.parameters["learning_rate"] == 1e-5
 
 
-def test_smoke_parameters_merge_and_null_drops(rows):
+def test_smoke_parameters_leave_the_paper_scale_to_the_profile(rows):
     row = {r.id: r for r in rows}["table2a.rte.roberta_large_r3f"]
     smoke = row.parameters_for("smoke")
     assert "model_name" not in smoke and "max_updates" not in smoke
@@ -182,7 +187,7 @@ BAD = {  # fixture -> fragments the error must contain (row, field, problem)
         "did you mean 'value'",
     ],
     "bad_parameter_exponent_string": ["field 'parameters.value'", "'1e-5' is a string", "write 1e-5"],
-    "bad_no_common_parameters": ["no_common_parameters.ipynb", "does not declare the common parameter 'row'"],
+    "bad_no_common_parameters": ["no_common_parameters.ipynb", "does not declare the common parameter 'experiment'"],
     "bad_unknown_field": ["field 'tolerence'", "unknown field", "did you mean 'tolerance'"],
     "bad_experiment_mismatch": ["row 'toy.bad2'", "field 'parameters'", "shares experiment 'toy.shared'"],
 }
@@ -195,6 +200,109 @@ def test_bad_registry_input_fails_with_named_error(name):
     message = str(info.value)
     for fragment in BAD[name]:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+GOOD_ROW = {"id": "toy.bad", "table": "toy", "task": "toy",
+            "dataset": {"hub_id": "toy/none", "config": None, "split": "validation"}, "model": "none",
+            "method": "standard", "role": "target", "metrics": {"accuracy": 50.0}, "aggregation": "single",
+            "tolerance": 0.5, "notebook": "toy.ipynb", "parameters": {"value": 50.0}}
+BAD_ROWS = {  # a change to a good row -> what the error must say: the field, the problem, the fix
+    "unknown dataset key": ({"dataset": {"hub_id": "toy/none", "split": "validation", "confg": "x"}},
+                            "field 'dataset.confg': unknown key; did you mean 'config'?"),
+    "empty split": ({"dataset": {"hub_id": "toy/none", "split": ""}},
+                    "field 'dataset.split': expected a split name or a list of them, got ''"),
+    "metrics not a mapping": ({"metrics": [50.0]},
+                              "field 'metrics': expected a non-empty mapping metric name -> number, got [50.0]"),
+    "infinite metric": ({"metrics": {"accuracy": float("inf")}},
+                        "field 'metrics.accuracy': inf is not a finite number"),
+    "negative tolerance": ({"tolerance": {"accuracy": -0.5}}, "field 'tolerance.accuracy': -0.5 is negative"),
+    "tolerance of another metric": ({"tolerance": {"acuracy": 0.5}}, "field 'tolerance': tolerance for 'acuracy', "
+                                    "which is not among the metrics; did you mean 'accuracy'?"),
+    "no tolerance for a metric": ({"metrics": {"accuracy": 50.0, "f1": 40.0}, "tolerance": {"accuracy": 0.5}},
+                                  "field 'tolerance': no tolerance for metric 'f1'"),
+    "unknown role": ({"role": "targett"}, "field 'role': unknown role 'targett'; did you mean 'target'?"),
+    "a runner's parameter": ({"parameters": {"seed": 3}},
+                             "field 'parameters': 'seed' is injected by the runner; do not set it in the registry"),
+    "nested quoted number": ({"parameters": {"values": [1.0, "1.0e-5"]}},
+                             "field 'parameters.values[1]': '1.0e-5' is a string, not a number (it is quoted); "
+                             "write 1.0e-5"),
+    "zero seeds": ({"smoke": {"seeds": 0}}, "field 'smoke.seeds': expected a whole number >= 1, got 0"),
+    "boolean seeds": ({"smoke": {"seeds": True}}, "field 'smoke.seeds': expected a whole number >= 1, got True"),
+    "unknown section key": ({"smoke": {"seed": 2}}, "field 'smoke.seed': unknown key; did you mean 'seeds'?"),
+    "section not a mapping": ({"cpu": [1]}, "field 'cpu': expected a mapping with parameters, expected, "
+                                             "tolerance, seeds, got [1]"),
+    "pin without tolerance": ({"smoke": {"expected": {"accuracy": 50.0}}},
+                              "field 'smoke.tolerance': required when expected is given"),
+    "pin of another metric": ({"smoke": {"expected": {"f1": 50.0}, "tolerance": 0.1}},
+                              "field 'smoke.expected': pins ['f1'], which are not among the row's metrics"),
+    "target without notebook": ({"notebook": None}, "field 'notebook': a target row needs the notebook"),
+    "target without parameters": ({"parameters": ...}, "field 'parameters': a target row needs the parameters"),
+    "reported with notebook": ({"role": "reported"}, "field 'notebook': a reported row is quoted from another "
+                                                     "paper and has no notebook"),
+    "reported figure": ({"role": "reported", "notebook": ..., "metrics": {"accuracy": None}},
+                        "field 'metrics': a reported row quotes printed numbers; null (no number) is for target rows"),
+    "cpu of a reported row": ({"role": "reported", "notebook": ..., "cpu": {"seeds": 1}},
+                              "field 'cpu': only a target row (one this package runs) can have a cpu profile"),
+    "bad id": ({"id": "toy bad"}, "row 'toy bad': field 'id': 'toy bad' may hold only letters, digits, '_', '.', '-'"),
+    "notes not strings": ({"notes": ["ok", 3]}, "field 'notes[1]': expected a string or a list of strings, got 3"),
+    "printed of another metric": ({"printed": {"f1": "1 + S"}}, "field 'printed': 'f1' is not among the row's metrics"),
+    "no id": ({"id": ...}, "rows[0]: field 'id': missing required field"),
+}
+
+
+def _registry(tmp_path: Path, rows: list, claims: list | None = None) -> Path:
+    path = tmp_path / "r.yaml"
+    version = SCHEMA_VERSIONS[-1]  # the newest this reader reads
+    path.write_text(yaml.safe_dump({"schema_version": version, "rows": rows, **({"claims": claims} if claims else {})}))
+    return path
+
+
+def _changed(**change: object) -> dict:
+    return {k: v for k, v in {**GOOD_ROW, **change}.items() if v is not ...}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ROWS))
+def test_bad_row_is_refused_with_the_field_named(tmp_path, case):
+    change, message = BAD_ROWS[case]
+    with pytest.raises(RegistryError) as info:
+        load_registry(_registry(tmp_path, [_changed(**change)]), check_notebooks=False)
+    assert message in str(info.value), str(info.value)
+    load_registry(_registry(tmp_path, [GOOD_ROW]), check_notebooks=False)  # the row without the change is fine
+
+
+def test_every_problem_is_reported_together(tmp_path):
+    """Problems of several fields of one row, of several rows, and of a claim come in one error."""
+    rows = [_changed(metrics={"acuracy": 50.0}, role="targett"), _changed(id="toy.other", table="")]
+    claims = [{"id": "toy.claim", "statement": "s", "source": "s", "metric": "accuracy", "aggregation": "single",
+               "left": ["toy.other"], "relation": "<", "right": ["toy.reported"]}]
+    reported = _changed(id="toy.reported", role="reported", notebook=..., parameters=...)
+    with pytest.raises(RegistryError) as info:
+        read_registry(_registry(tmp_path, [*rows, reported], claims), check_notebooks=False)
+    errors = [e.split(": ", 1)[1] for e in info.value.errors]
+    assert sorted(errors) == sorted([
+        "claim 'toy.claim': field 'right[0]': experiment 'toy.reported' is a reported row: nothing runs it",
+        "row 'toy.bad': field 'metrics': unknown metric name 'acuracy'; did you mean 'accuracy' or 'accuracy_zh' or "
+        "'accuracy_vi'?",
+        "row 'toy.bad': field 'role': unknown role 'targett'; did you mean 'target'? (known: target, reported)",
+        "row 'toy.other': field 'table': expected a non-empty string, got ''",
+    ])  # toy.other's claim operand is not flagged again: its row's problem is reported there
+
+
+def test_rows_and_claims_share_ids(tmp_path):
+    claims = [{"id": "toy.bad", "statement": "s", "source": "s", "metric": "accuracy", "aggregation": "single",
+               "left": ["toy.bad"], "relation": "<", "right": ["toy.bad"]}]
+    with pytest.raises(RegistryError, match=r"claim 'toy\.bad': field 'id': duplicate id"):
+        read_registry(_registry(tmp_path, [GOOD_ROW], claims), check_notebooks=False)
+
+
+def test_registry_schema_is_documented():
+    """docs/registry.md's row and claim tables name exactly the fields of the classes that validate them."""
+    text = (REPO / "docs" / "registry.md").read_text(encoding="utf-8")
+    rows, claims = text.split("## Schema (one row)")[1].split("## Claims")
+    for cls, table in ((RegistryRow, rows), (Claim, claims.split("Verdicts")[0])):
+        documented = set(re.findall(r"^\| (`.*?`) \|", table, flags=re.M))
+        names = {n for cell in documented for n in re.findall(r"`(\w+)`", cell)}
+        assert names == set(cls.__pydantic_fields__), (cls.__name__, names ^ set(cls.__pydantic_fields__))
 
 
 def test_unquoted_exponent_numbers_are_numbers(tmp_path):

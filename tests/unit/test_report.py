@@ -34,7 +34,7 @@ CHROMIUM_FLAGS = [
 
 def _records() -> list[ResultRecord]:
     def rec(row, **metrics):
-        return ResultRecord(Path(f"/r/{row}/results.json"), row, row, "paper", 1, metrics)
+        return ResultRecord(Path(f"/r/{row}/results.json"), row, "paper", 1, metrics)
 
     return [
         rec("table4.cnn_dailymail.bart_r3f", rouge1=43.5, rouge2=21.0, rougeLsum=41.2),
@@ -96,7 +96,7 @@ def test_cli_report(tmp_path, capsys):
 
     write_results(
         tmp_path / "toy.single" / "seed-1",
-        row="toy.single",
+        experiment="toy.single",
         profile="paper",
         seed=1,
         metrics={"accuracy": 50.2},
@@ -146,7 +146,7 @@ def _toy_runs(root: Path, seeds=(1, 2, 3)) -> None:
 
     for seed in seeds:
         run = root / "toy.multi" / f"seed-{seed}"
-        write_results(run, row="toy.multi", profile="smoke", seed=seed, metrics={"accuracy": 50.0 + seed},
+        write_results(run, experiment="toy.multi", profile="smoke", seed=seed, metrics={"accuracy": 50.0 + seed},
                       parameters={}, extra={"figures": ["curve.png"]} if seed == 1 else None)
     import matplotlib.pyplot as plt
 
@@ -194,8 +194,8 @@ def test_report_with_mixed_profiles_asks_for_one(tmp_path, capsys):
     from r3f_utils.results import write_results
 
     _toy_runs(tmp_path, seeds=(1,))
-    write_results(tmp_path / "p" / "seed-1", row="toy.single", profile="paper", seed=1, metrics={"accuracy": 1.0},
-                  parameters={})
+    write_results(tmp_path / "p" / "seed-1", experiment="toy.single", profile="paper", seed=1,
+                  metrics={"accuracy": 1.0}, parameters={})
     assert main(["report", "--results", str(tmp_path), "--registry", str(TOY)]) == 2
     assert "hold profiles paper, smoke: pass --profile" in capsys.readouterr().err
 

@@ -32,7 +32,7 @@ def _smoke_batch(root: Path, value: float = 50.0) -> Path:
     root.mkdir(parents=True)
     (root / "batch.json").write_text(json.dumps({"schema_version": 1, "profile": "smoke",
                                                  "experiments": ["toy.single"], "seeds": None, "overrides": {}}))
-    write_results(root / "toy.single" / "seed-1", row="toy.single", profile="smoke", seed=1,
+    write_results(root / "toy.single" / "seed-1", experiment="toy.single", profile="smoke", seed=1,
                   metrics={"accuracy": value}, parameters={})
     return root
 
@@ -104,7 +104,7 @@ def test_smoke_cells_are_not_coloured_like_reproduced_paper_numbers(tmp_path):
         batch / "report.md").read_text()
     # the paper profile keeps its colours
     rows = load_registry(TOY, check_notebooks=False)
-    rec = ResultRecord(Path("/r/toy.single/results.json"), "toy.single", "toy.single", "paper", 1, {"accuracy": 50.0})
+    rec = ResultRecord(Path("/r/toy.single/results.json"), "toy.single", "paper", 1, {"accuracy": 50.0})
     paper = _page(report_module.render_html(rows, check(rows, [rec], "paper"), records=[rec]))
     assert green in paper.style
     assert not any("pin" in a.get("class", "").split() for t, a in paper.elements if t == "td")
@@ -126,7 +126,7 @@ def test_degenerate_scatter_is_skipped_with_a_sentence(tmp_path):
 def test_scatter_of_nearly_equal_values_has_plain_axes(monkeypatch):
     """Values 100.0 and 100.00001 used to give offset axes ("+1e2") with overlapping tick labels."""
     rows = load_registry(TOY, check_notebooks=False)
-    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, r, "paper", 1, {"accuracy": v})
+    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, "paper", 1, {"accuracy": v})
                for r, v in (("toy.single", 100.0), ("toy.fails", 100.00001))]
     result = check(rows, records, "paper")
     assert report_module.degenerate_plot_reason(result) == ""
@@ -173,7 +173,7 @@ def test_every_paper_table_scrolls_inside_its_box():
 
 def test_per_seed_plot_sits_beside_its_table(tmp_path):
     for seed in (1, 2, 3):
-        write_results(tmp_path / "toy.multi" / f"seed-{seed}", row="toy.multi", profile="paper", seed=seed,
+        write_results(tmp_path / "toy.multi" / f"seed-{seed}", experiment="toy.multi", profile="paper", seed=seed,
                       metrics={"accuracy": 50.0 + seed}, parameters={})
     assert main(["report", "--results", str(tmp_path), "--registry", str(TOY)]) == 0
     page = _page((tmp_path / "report.html").read_text())
@@ -223,11 +223,11 @@ def test_wide_tables_do_not_widen_the_page_in_chromium(tmp_path):
 
 
 def test_report_format_model_index(tmp_path, capsys):
-    write_results(tmp_path / "a" / "seed-1", row="table2a.rte.roberta_large_r3f", profile="paper", seed=1,
-                  metrics={"accuracy": 88.0}, parameters={}, extra={"experiment": "table2.rte.roberta_large_r3f"})
-    write_results(tmp_path / "b" / "seed-1", row="table4.cnn_dailymail.bart_r3f", profile="paper", seed=1,
+    write_results(tmp_path / "a" / "seed-1", experiment="table2a.rte.roberta_large_r3f", profile="paper", seed=1,
+                  metrics={"accuracy": 88.0}, parameters={})  # a row id: its experiment is table2.rte.roberta_large_r3f
+    write_results(tmp_path / "b" / "seed-1", experiment="table4.cnn_dailymail.bart_r3f", profile="paper", seed=1,
                   metrics={"rouge1": 44.0, "rouge2": 21.0, "rougeLsum": 41.0}, parameters={})
-    write_results(tmp_path / "c" / "seed-1", row="table1.r3f_r4f", profile="paper", seed=1,
+    write_results(tmp_path / "c" / "seed-1", experiment="table1.r3f_r4f", profile="paper", seed=1,
                   metrics={"forward_passes": 2, "backward_passes": 1, "cost_xfp": 4}, parameters={})
     assert main(["report", "--results", str(tmp_path), "--format", "model-index", "--rows", "table2a.rte.*",
                  "table4.cnn_dailymail.bart_r3f", "table1.r3f_r4f"]) == 0
@@ -253,7 +253,7 @@ def test_report_format_model_index(tmp_path, capsys):
 
 def test_several_coinciding_points_are_degenerate_too():
     rows = load_registry(TOY, check_notebooks=False)  # toy.single and toy.fails: paper value 50.0 each
-    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, r, "paper", 1, {"accuracy": 50.0})
+    records = [ResultRecord(Path(f"/r/{r}/results.json"), r, "paper", 1, {"accuracy": 50.0})
                for r in ("toy.single", "toy.fails")]
     result = check(rows, records, "paper")
     reason = report_module.degenerate_plot_reason(result)

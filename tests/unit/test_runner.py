@@ -37,7 +37,7 @@ def test_plan_one_job_per_experiment_and_seed(rows):
     assert [j.seed for j in paper] == list(range(1, 11))  # max_of_10 / median_of_10 imply 10 seeds
     assert len(plan_jobs(rows, TOY, profile="paper", seeds=2)) == 6
     injected = paper[0].injected(Path("/tmp/x"))
-    assert (injected["row"], injected["profile"], injected["seed"]) == ("toy.multi", "paper", 1)
+    assert (injected["experiment"], injected["profile"], injected["seed"]) == ("toy.multi", "paper", 1)
 
 
 def test_unknown_parameter_is_an_error(rows):
@@ -76,7 +76,7 @@ def test_reproduce_end_to_end(tmp_path, capsys):
     run = batch / "toy.single" / "seed-1"
     assert {p.name for p in run.iterdir()} >= {"notebook.ipynb", "results.json", "papermill.log"}
     (record,) = read_results(batch)
-    assert (record.row, record.profile, record.seed, record.metrics) == (
+    assert (record.experiment, record.profile, record.seed, record.metrics) == (
         "toy.single",
         "smoke",
         1,

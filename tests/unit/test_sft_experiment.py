@@ -88,7 +88,7 @@ def test_heldout_tokenization_is_trls_and_a_run_records_its_metrics(tmp_path) ->
         assert processed[i]["input_ids"] == ids and trl_labels == labels
 
     metrics = run_training("sft", {**SMOKE, "output_dir": str(tmp_path / "run"), "seed": 1, "profile": "smoke",
-                                   "row": "sft-test"})
+                                   "experiment": "sft-test"})
     assert set(metrics) == {"eval_loss", "perplexity", "token_f1"}
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
     record = json.loads((tmp_path / "run" / "results.json").read_text())

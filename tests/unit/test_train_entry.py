@@ -26,10 +26,10 @@ def test_notebook_defaults_then_file_then_set(tmp_path) -> None:
 def test_registry_row_gives_family_and_parameters() -> None:
     family, params = resolve_parameters(None, row="table4.cnn_dailymail.bart_r3f", profile="paper")
     assert family == "summarization"
-    assert (params["row"], params["profile"], params["model_name"]) == (
+    assert (params["experiment"], params["profile"], params["model_name"]) == (
         "table4.cnn_dailymail.bart_r3f", "paper", "facebook/bart-large")
     family, params = resolve_parameters(None, row="table2a.rte.roberta_large_r3f")  # smoke section merged
-    assert family == "glue" and params["row"] == "table2.rte.roberta_large_r3f"  # the experiment key
+    assert family == "glue" and params["experiment"] == "table2.rte.roberta_large_r3f"  # the experiment key
 
 
 def test_bad_input_is_named(tmp_path) -> None:

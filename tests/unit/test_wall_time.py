@@ -47,11 +47,11 @@ def test_violin_plot_of_a_batch(tmp_path) -> None:
     assert wt.plot_wall_time(tmp_path) is None  # no runs yet
     for method, base in (("r3f", 10.0), ("smart", 20.0)):
         for seed in (1, 2):
-            write_results(tmp_path / f"fig1.sst2.{method}" / f"seed-{seed}", row=f"fig1.sst2.{method}",
+            write_results(tmp_path / f"fig1.sst2.{method}" / f"seed-{seed}", experiment=f"fig1.sst2.{method}",
                           profile="smoke", seed=seed, metrics={"wall_time_to_best": base + seed,
                                                                "seconds_per_epoch": base / 2},
                           parameters={"method": method})
-    write_results(tmp_path / "table1.standard" / "seed-1", row="table1.standard", profile="smoke", seed=1,
+    write_results(tmp_path / "table1.standard" / "seed-1", experiment="table1.standard", profile="smoke", seed=1,
                   metrics={"forward_passes": 1.0}, parameters={"method": "standard"})
     (tmp_path / "fig1.sst2.r4f" / "seed-1").mkdir(parents=True)  # a run still going: notebook, no results yet
     (tmp_path / "fig1.sst2.r4f" / "seed-1" / "notebook.ipynb").write_text("{}")
