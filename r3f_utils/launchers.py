@@ -225,6 +225,7 @@ def run_local(
     for env in envs:
         slots.put(env)
     outcomes: dict[int, JobOutcome] = {}
+    others = set(multiprocessing.active_children())  # children of this process that are not the pool's workers
     pool = ProcessPoolExecutor(len(envs), mp_context=context, initializer=_init_worker,
                                initargs=(slots, profile, kernel_name, warm_kernels))
     try:
@@ -241,7 +242,7 @@ def run_local(
                 bar.update()
     except BaseException:  # Ctrl-C or an error: start nothing more and stop the runs in flight
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in list((getattr(pool, "_processes", None) or {}).values()):  # queued calls too
+        for process in set(multiprocessing.active_children()) - others:  # the workers: queued calls too
             process.terminate()  # its kernel goes with it (warm: the stand-in kills it; cold: parent poller)
         raise
     pool.shutdown()

@@ -773,6 +773,7 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         if key not in _TOP_LEVEL:
             errors.append(f"{path}: unknown top-level key {key!r}{suggest(str(key), _TOP_LEVEL)}")
     version = data.get("schema_version")
+    older = version in (1, 2) and not isinstance(version, bool)
     if isinstance(version, str) and version.strip().isdigit():  # schema_version: '2'
         errors.append(f"{path}: schema_version is the string {version!r}, not a number: write it without quotes "
                       f"(schema_version: {int(version)})")
@@ -780,8 +781,8 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
         errors.append(f"{path}: schema_version {version!r} is not supported by this reader (it reads "
                       f"{', '.join(map(str, SCHEMA_VERSIONS))}); "
                       + (f"add `schema_version: {REGISTRY_SCHEMA}` at the top" if version is None
-                         else _old_schema(version) if version in (1, 2) else "upgrade r3f-repro"))
-    if errors and version in (1, 2):  # every row would repeat the renames: the version's message says them
+                         else _old_schema() if older else "upgrade r3f-repro"))
+    if older:  # every row would repeat the renames: the version's message says them
         raise RegistryError(errors)
     _check_spellings(data["rows"], errors)
     rows: list[RegistryRow] = []
@@ -810,12 +811,13 @@ def read_registry(path: str | Path = DEFAULT_REGISTRY, *, check_notebooks: bool 
     return Registry(rows, claims)
 
 
-def _old_schema(version: int) -> str:
-    """What changed since registry schema ``version`` and where the migration note is."""
+def _old_schema() -> str:
+    """What changed since registry schemas 1 and 2, and where the migration note is."""
     renames = ", ".join(f"{old} -> {new}" for old, new in RENAMED.items())
     return (f"schema {REGISTRY_SCHEMA} renamed parameters ({renames}; the probing study experiment -> study) and "
-            f"results.json's `row` -> `experiment`: rename them and write `schema_version: {REGISTRY_SCHEMA}` "
-            f"({MIGRATION_NOTE})")
+            "results.json's `row` -> `experiment`, and moved each family's per-profile values to "
+            f"r3f_utils/families.py: rename the keys, drop the profile templates and write `schema_version: "
+            f"{REGISTRY_SCHEMA}` ({MIGRATION_NOTE})")
 
 
 def _check_spellings(raw_rows: list[Any], errors: list[str]) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import yaml_io
+from .constants import PROFILES
 from .families import FAMILIES as _ALL_FAMILIES
 from .families import Family
 
@@ -62,6 +63,7 @@ def resolve_parameters(
     overrides: Sequence[str] = (),
 ) -> tuple[str, dict[str, Any]]:
     """``(family, parameters)``: notebook defaults < registry row < parameter file < ``--set`` overrides."""
+    from .params import spelling_problems
     from .registry import DEFAULT_REGISTRY, load_registry, select_rows
     from .runner import parse_override, plan_jobs
 
@@ -83,6 +85,9 @@ def resolve_parameters(
     if params_file is not None:
         params.update(read_parameter_file(params_file))
     params.update(parse_override(text) for text in overrides)
+    old = spelling_problems(params)  # before torch loads: --set / --params with a schema-2 name
+    if old:
+        raise TrainError("; ".join(old))
     return family, params
 
 
@@ -138,7 +143,7 @@ def add_arguments(parser: Any) -> None:
     """The ``train`` subcommand's arguments (``parser`` is an argparse parser)."""
     parser.add_argument("family", nargs="?", choices=FAMILIES, help="experiment family (default: --row's)")
     parser.add_argument("--row", help="take the parameters of this registry row or experiment (with --profile)")
-    parser.add_argument("--profile", default="smoke", choices=("smoke", "cpu", "paper"),
+    parser.add_argument("--profile", default="smoke", choices=PROFILES,
                         help="the row's profile (default: smoke)")
     parser.add_argument("--params", metavar="FILE", help="YAML or JSON file of notebook parameters")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")

@@ -21,6 +21,7 @@ encoder weights), so an interrupted chain resumes after its last finished stage.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -53,13 +54,10 @@ __all__ = [
 
 STUDIES = PROBING_STUDIES  # generalization (Figure 3), degradation (Figure 4), retention (Figure 5)
 MAX_CYCLES = PROBE_MAX_CYCLES  # retention metric names exist for cycles 1..MAX_CYCLES
-# notebook parameters of the probing study itself; every other one is a GLUE fine-tuning parameter
-_PROBE_PARAMS = {
-    "probe_head": "head", "probe_pooling": "pooling", "probe_learning_rate": "learning_rate",
-    "probe_epochs": "epochs", "probe_batch_size": "batch_size", "probe_weight_decay": "weight_decay",
-    "probe_max_train_samples": "max_train_samples", "probe_standardize": "standardize",
-    "probe_learning_rate_grid": "learning_rate_grid", "probe_holdout_fraction": "holdout_fraction",
-}
+# notebook parameters of the probe itself, ``probe_<field of ProbeConfig>``; every other one (but the study's) is a
+# GLUE fine-tuning parameter
+_PROBE_PARAMS = {f"probe_{f.name}": f.name for f in dataclasses.fields(ProbeConfig)
+                 if f"probe_{f.name}" in ProbingParams.model_fields}
 _PER_TASK = ("learning_rate", "max_updates", "batch_size")  # None: the task's value in the reference table
 
 

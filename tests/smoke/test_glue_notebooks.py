@@ -5,8 +5,8 @@ Each execution gets the parameters the runner would give it (the registry row's 
 checked: metric names, ranges, the method's effect on the run (std++ trains twice as long, R4F's head is
 spectrally normalised after the best checkpoint is reloaded) and the values pinned in the registry.
 
-Time budget (2 CPU cores, two pooled kernels, see ``kernel_pool``): 33 executions of ~1.5-2 s each once the
-two kernels have imported torch/transformers (~4.5 s, once per session instead of once per execution).
+Time budget (2 CPU cores, two warm kernels at a time, see ``notebook_runs``): ~1.5-2 s per execution once the
+session's zygote has imported torch/transformers (~5 s, once per session instead of once per execution).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 import pytest
-from kernel_pool import ROOT, execute_all
+from notebook_runs import ROOT, execute_all
 
 from r3f_utils.data.glue import GLUE_TASKS
 from r3f_utils.experiments.glue import GLUE_METHODS

@@ -1,5 +1,5 @@
 """Execute notebooks/probing.ipynb with the parameters the runner gives `reproduce --rows 'fig3.r4f'` (smoke
-profile, CPU, offline; on a pooled kernel): one execution of the `generalization` study (Figure 3) for R4F.
+profile, CPU, offline; in a warm kernel): one execution of the `generalization` study (Figure 3) for R4F.
 
 Its results.json must hold the study's metrics with the values pinned in the registry, list its figures (which
 must be PNG files beside it) and, because a finished run of another method already sits in the same batch,
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kernel_pool import execute_all
+from notebook_runs import execute_all
 from test_glue_notebooks import PIN_TOL
 
 from r3f_utils.checker import check
@@ -35,7 +35,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, object]
     (job,) = plan_jobs(rows, REGISTRY, profile="smoke")
     validate_jobs([job])
     params = {k: v for k, v in job.injected(batch).items() if k != "output_dir"}
-    # the pool runs it in <batch>/fig3.r4f/run: beside the other method's run, as a runner batch lays them out
+    # it runs in <batch>/fig3.r4f/run: beside the other method's run, as a runner batch lays them out
     (record,) = execute_all(job.notebook, batch, {"fig3.r4f": params}).values()
     return batch, rows, record
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kernel_pool import execute  # pooled kernels (pytest puts tests/smoke on sys.path)
 from notebook_checks import check_thin_notebook  # (tests/smoke on sys.path)
+from notebook_runs import execute  # warm kernels (pytest puts tests/smoke on sys.path)
 
 from r3f_utils.checker import check
 from r3f_utils.registry import load_registry

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernel_pool import execute_all  # pooled kernels (pytest puts tests/smoke on sys.path)
 from notebook_checks import check_thin_notebook  # (tests/smoke on sys.path)
+from notebook_runs import execute_all  # warm kernels (pytest puts tests/smoke on sys.path)
 
 from r3f_utils.checker import check
 from r3f_utils.registry import RegistryRow, load_registry

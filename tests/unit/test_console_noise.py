@@ -7,18 +7,32 @@ import asyncio
 from pathlib import Path
 
 from r3f_utils.experiments.checkpoints import checkpointed_run_arguments
-from r3f_utils.warm_kernel_manager import WarmKernelManager
+from r3f_utils.warm_kernel_manager import WarmKernelManager, WarmKernelProvisioner
 
 
 def test_no_sigint_to_a_kernel_that_is_shutting_down(monkeypatch):
     """jupyter_client interrupts (SIGINT) every kernel before its shutdown request; a kernel busy with a message
-    then logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." on the batch's console."""
+    then logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." on the batch's console. (That the
+    interrupt reaches the kernel through the provisioner: tests/unit/test_warm_kernel_manager.py.)"""
+    import signal
+
+    from jupyter_client.provisioning import LocalProvisioner
+
+    delivered = []
+
+    async def deliver(self, signum):
+        delivered.append(signum)
+
+    monkeypatch.setattr(LocalProvisioner, "send_signal", deliver)
     manager = WarmKernelManager()
-    sent = []
-    monkeypatch.setattr(WarmKernelManager, "signal_kernel", lambda self, signum: sent.append(signum), raising=False)
+    provisioner = WarmKernelProvisioner(kernel_id="k", parent=manager)
     manager.shutting_down = True
-    asyncio.run(manager._async_interrupt_kernel())  # jupyter_client's raises "No kernel is running!" here
-    assert sent == []
+    asyncio.run(provisioner.send_signal(signal.SIGINT))
+    asyncio.run(provisioner.send_signal(signal.SIGTERM))  # the shutdown's own signals still go through
+    assert delivered == [signal.SIGTERM]
+    manager.shutting_down = False
+    asyncio.run(provisioner.send_signal(signal.SIGINT))  # an interrupt of a running kernel still goes through
+    assert delivered == [signal.SIGTERM, signal.SIGINT]
 
 
 def test_no_pinned_memory_without_a_gpu(monkeypatch):

@@ -71,3 +71,40 @@ def test_the_rename_table_names_old_spellings_only() -> None:
     assert set(RENAMED.values()) <= declared
     for (family, old), new in RENAMED_IN_FAMILY.items():
         assert {old, new} <= set(FAMILIES[family].params.model_fields)  # the name stays, with another meaning
+
+
+def test_profiles_and_noise_types_are_defined_once() -> None:
+    """r3f_utils/constants.py holds them; every other module imports them, and a family's subset is derived."""
+    from typing import get_args
+
+    from r3f_utils import constants, params, registry
+    from r3f_utils.methods import r3f
+
+    assert params.PROFILES is constants.PROFILES and registry.PROFILES is constants.PROFILES
+    assert r3f.NOISE_TYPES is constants.NOISE_TYPES and params.NOISE_TYPES is constants.NOISE_TYPES
+    assert "neftune" in constants.NOISE_TYPES and params.GLUE_NOISE_TYPES == ("uniform", "normal", "none")
+    for family in FAMILIES.values():
+        for name, info in family.params.model_fields.items():
+            if name == "noise_type":
+                assert set(get_args(info.annotation)) <= set(constants.NOISE_TYPES), family.name
+            if name == "profile":
+                assert get_args(info.annotation) == constants.PROFILES, family.name
+    definitions = [f"{path.relative_to(ROOT)}: {line.strip()}" for path in (ROOT / "r3f_utils").rglob("*.py")
+                   for line in path.read_text(encoding="utf-8").splitlines()
+                   if line.startswith(("PROFILES =", "NOISE_TYPES =", "PROFILES: ", "NOISE_TYPES: "))]
+    assert definitions == ["r3f_utils/constants.py: PROFILES = (\"smoke\", \"cpu\", \"paper\")",
+                           "r3f_utils/constants.py: NOISE_TYPES = (\"uniform\", \"normal\", \"none\", \"neftune\")"]
+
+
+def test_probe_parameters_are_their_probe_config_fields() -> None:
+    """``probe_<field>`` is ProbeConfig's ``<field>`` (no translation table), with the same default."""
+    from r3f_utils.experiments.probing import _PROBE_PARAMS
+    from r3f_utils.methods.probing import ProbeConfig
+    from r3f_utils.params import ProbingParams
+
+    prefixed = {p for p in ProbingParams.model_fields if p.startswith("probe_")} - {"probe_tasks"}  # the study's
+    assert set(_PROBE_PARAMS) == prefixed and all(_PROBE_PARAMS[p] == p.removeprefix("probe_") for p in prefixed)
+    defaults = ProbingParams().to_params()
+    for param, field in _PROBE_PARAMS.items():
+        value = getattr(ProbeConfig(), field)
+        assert defaults[param] == (list(value) if isinstance(value, tuple) else value), param

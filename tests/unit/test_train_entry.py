@@ -43,6 +43,12 @@ def test_bad_input_is_named(tmp_path) -> None:
     with pytest.raises(TrainError, match="expected a mapping"):
         resolve_parameters("glue", params_file=tmp_path / "list.yaml")
     assert main(["train", "glue", "--set", "no_equals_sign"]) == 2
+    with pytest.raises(TrainError, match=r"smart_lambda was renamed smart_adv_lambda in registry schema 3 "
+                                         r"\(docs/registry\.md#migration-from-schema-2\)"):
+        resolve_parameters("glue", overrides=["smart_lambda=3"])
+    (tmp_path / "old.yaml").write_text("freelb_steps: 3\n")
+    with pytest.raises(TrainError, match="freelb_steps was renamed freelb_ascent_steps"):
+        resolve_parameters("glue", params_file=tmp_path / "old.yaml")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
