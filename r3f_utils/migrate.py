@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .layout import RESULTS_FILENAME
-from .results import SCHEMA_VERSION, ResultsError
+from .results import SCHEMA_VERSION, ResultsError, read_json_object
 
 __all__ = ["main", "migrate_results"]
 
@@ -25,12 +25,7 @@ def migrate_results(path: str | Path) -> bool:
     """Convert one schema-1 ``results.json`` to schema 2; True when it was converted, False when it already was
     schema 2. ResultsError for anything else (unreadable, another version, two different experiment keys)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ResultsError(f"{path}: not a readable JSON file: {err}") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    data = read_json_object(path)
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return False

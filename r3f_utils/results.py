@@ -37,7 +37,7 @@ __all__ = [
 
 SCHEMA_VERSION = 2  # 2: one key `experiment` (schema 1 wrote `row` beside it; docs/registry.md#migration-from-schema-2)
 # distributions whose versions every results.json records (None when not installed)
-_VERSIONED = ("torch", "transformers", "datasets", "evaluate", "rouge-score", "papermill")
+_VERSIONED = ("torch", "transformers", "accelerate", "datasets", "rouge-score", "trl", "peft", "papermill")
 
 
 class ResultsError(ValueError):
@@ -183,13 +183,19 @@ def write_results(
     return target
 
 
-def _parse(path: Path) -> ResultRecord:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ResultsError when it is unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ResultsError(f"{path}: not a readable JSON file: {err}") from None
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _parse(path: Path) -> ResultRecord:
+    data = read_json_object(path)
     version = data.get("schema_version")
     if version == 1:
         raise ResultsError(
